@@ -1,0 +1,245 @@
+// The autograd graph and engine: recording nodes, saved-tensor version checks, gradient
+// accumulation into leaves, hooks, and the backward pass (dependency counting, then
+// nodes in reverse creation order).
+#include "core/autograd.h"
+
+#include <atomic>
+#include <cctype>
+#include <queue>
+#include <unordered_map>
+
+#include "core/ops/creation.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/reduce.h"
+#include "core/ops/view.h"
+
+namespace bigmodel {
+namespace {
+
+thread_local bool g_grad_enabled = true;
+std::atomic<uint64_t> g_next_sequence_nr{0};
+
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
+  AutogradMeta& meta = leaf.impl()->meta();
+  if (auto acc = meta.grad_accumulator.lock()) return acc;
+  auto acc = std::make_shared<AccumulateGrad>(leaf.impl_ptr());
+  acc->outputs.push_back({leaf.sizes(), leaf.dtype(), leaf.device()});
+  meta.grad_accumulator = acc;
+  return acc;
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return Edge{};
+  if (t.is_leaf()) return Edge{grad_accumulator(t), 0};
+  return Edge{t.grad_fn(), t.output_nr()};
+}
+
+}  // namespace
+
+Node::Node() : sequence_nr(g_next_sequence_nr++) {}
+
+std::string node_display_name(const Node& node) {
+  std::string n = node.name();
+  if (n == "AccumulateGrad") return n;
+  std::string out;
+  bool up = true;
+  for (char c : n) {  // "log_softmax" -> "LogSoftmax"
+    if (c == '_') {
+      up = true;
+      continue;
+    }
+    out += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    up = false;
+  }
+  return out + "Backward0";
+}
+
+bool GradMode::is_enabled() { return g_grad_enabled; }
+void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+
+std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
+  BM_CHECK_RUNTIME(fn_ != nullptr, name_,
+                   "trying to backward through the graph a second time (or directly access "
+                   "saved tensors after they have already been freed); pass retain_graph=True "
+                   "to the first backward call");
+  for (size_t i = 0; i < grads.size(); ++i) {  // ops' formulas expect every output's grad
+    if (!grads[i].defined()) grads[i] = zeros(outputs[i].sizes, outputs[i].dtype, outputs[i].device);
+  }
+  return fn_(grads);
+}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  Tensor leaf(leaf_);
+  Tensor g = grads[0];
+  AutogradMeta& meta = leaf_->meta();
+  for (auto& hook : meta.hooks) {
+    Tensor replaced = hook(g);
+    if (replaced.defined()) g = replaced;
+  }
+  Tensor old = leaf.grad();
+  if (old.defined()) {
+    add_(old, g);  // accumulate in place, as PyTorch does for an existing .grad
+  } else {
+    // A fresh gradient must not alias anything the graph may still use.
+    meta.grad = (g.dtype() == leaf.dtype() ? clone(g) : to(g, leaf.dtype())).impl_ptr();
+  }
+  for (auto& hook : meta.post_accumulate_hooks) hook(leaf);
+  return {};
+}
+
+SavedTensor::SavedTensor(const Tensor& t) {
+  if (!t.defined()) return;
+  data_ = t.detach();
+  version_ = t.version();
+}
+
+Tensor SavedTensor::unpack(const char* op) const {
+  if (!data_.defined()) return data_;
+  BM_CHECK_RUNTIME(data_.version() == version_, op,
+                   "one of the variables needed for gradient computation has been modified by "
+                   "an inplace operation: a tensor of shape ", shape_str(data_.sizes()),
+                   " is at version ", data_.version(), "; expected version ", version_);
+  return data_;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record_function(const char* name, const std::vector<Tensor>& inputs,
+                     const std::vector<Tensor>& outputs, BackwardFn fn) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn));
+  node->next_edges.reserve(inputs.size());
+  for (const Tensor& t : inputs) node->next_edges.push_back(gradient_edge(t));
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& out = outputs[i];
+    node->outputs.push_back({out.sizes(), out.dtype(), out.device()});
+    if (!is_floating(out.dtype())) continue;  // integer outputs (indices) carry no gradient
+    AutogradMeta& meta = out.impl()->meta();
+    meta.requires_grad = true;
+    meta.grad_fn = node;
+    meta.output_nr = static_cast<uint32_t>(i);
+  }
+}
+
+void check_inplace(const Tensor& self, const char* op) {
+  if (GradMode::is_enabled() && self.requires_grad()) {
+    BM_CHECK_RUNTIME(!self.is_leaf(), op,
+                     "a leaf tensor that requires grad is being used in an in-place operation");
+  }
+  self.bump_version();
+}
+
+void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
+                    BackwardFn fn) {
+  BM_CHECK_RUNTIME(!self.is_view(), name,
+                   "in-place operations on views of tensors that require grad are not supported; "
+                   "use the out-of-place form");
+  record_function(name, inputs, {self}, std::move(fn));
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.sizes() == shape) return grad;
+  const int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < grad.dim(); ++d) {
+    if (d < lead || (shape[d - lead] == 1 && grad.size(d) != 1)) dims.push_back(d);
+  }
+  Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
+  return reshape(r, shape);
+}
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                  bool retain_graph) {
+  GradModeGuard no_grad(false);  // backward formulas are not themselves recorded
+  // Seed: the root tensors' edges.
+  struct Pending {
+    std::vector<Tensor> grads;
+  };
+  std::unordered_map<Node*, int> deps;
+  std::unordered_map<Node*, Pending> buffers;
+  std::vector<std::shared_ptr<Node>> stack;
+  std::vector<Edge> root_edges;
+  for (const Tensor& r : roots) root_edges.push_back(gradient_edge(r));
+
+  // Count dependencies (how many edges point at each node) with an explicit DFS.
+  std::unordered_map<Node*, bool> seen;
+  for (const Edge& e : root_edges) {
+    if (e.valid() && !seen[e.fn.get()]) {
+      seen[e.fn.get()] = true;
+      stack.push_back(e.fn);
+    }
+  }
+  while (!stack.empty()) {
+    auto node = stack.back();
+    stack.pop_back();
+    for (const Edge& e : node->next_edges) {
+      if (!e.valid()) continue;
+      ++deps[e.fn.get()];
+      if (!seen[e.fn.get()]) {
+        seen[e.fn.get()] = true;
+        stack.push_back(e.fn);
+      }
+    }
+  }
+
+  auto add_grad = [&](const Edge& e, const Tensor& g) {
+    Pending& p = buffers[e.fn.get()];
+    if (p.grads.empty()) p.grads.resize(e.fn->outputs.size());
+    Tensor& slot = p.grads[e.input_nr];
+    slot = slot.defined() ? add(slot, g) : g;
+  };
+  auto cmp = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+    return a->sequence_nr < b->sequence_nr;
+  };
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(cmp)> ready(cmp);
+  for (size_t i = 0; i < root_edges.size(); ++i) {
+    if (!root_edges[i].valid()) continue;
+    add_grad(root_edges[i], grads[i]);
+  }
+  for (const Edge& e : root_edges) {
+    if (e.valid() && deps[e.fn.get()] == 0) {
+      deps[e.fn.get()] = -1;  // queued
+      ready.push(e.fn);
+    }
+  }
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.top();
+    ready.pop();
+    std::vector<Tensor> in = std::move(buffers[node.get()].grads);
+    buffers.erase(node.get());
+    in.resize(node->outputs.size());
+    bool any = false;
+    for (const Tensor& g : in) any = any || g.defined();
+    if (!any) {  // nothing flowed into this node: its inputs get nothing either
+      for (const Edge& e : node->next_edges)
+        if (e.valid() && --deps[e.fn.get()] == 0) ready.push(e.fn);
+      continue;
+    }
+    for (auto& [out_nr, hook] : node->pre_hooks) {
+      if (out_nr < in.size() && in[out_nr].defined()) {
+        Tensor replaced = hook(in[out_nr]);
+        if (replaced.defined()) in[out_nr] = replaced;
+      }
+    }
+    std::vector<Tensor> out = node->apply(std::move(in));
+    if (!retain_graph) node->release();
+    for (size_t i = 0; i < node->next_edges.size() && i < out.size(); ++i) {
+      const Edge& e = node->next_edges[i];
+      if (!e.valid()) continue;
+      if (out[i].defined()) {
+        const OutputMeta& m = e.fn->outputs[e.input_nr];
+        BM_CHECK_RUNTIME(out[i].sizes() == m.sizes, node->name(),
+                         "backward produced a gradient of shape ", shape_str(out[i].sizes()),
+                         " for an input of shape ", shape_str(m.sizes));
+        add_grad(e, out[i]);
+      }
+      if (--deps[e.fn.get()] == 0) ready.push(e.fn);
+    }
+  }
+}
+
+}  // namespace bigmodel

@@ -1,0 +1,141 @@
+// Reverse-mode autograd: graph nodes, saved tensors with version checks, grad mode, the
+// helper every op front end uses to record its backward, and the engine that runs it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace bigmodel {
+
+struct Edge {
+  std::shared_ptr<Node> fn;
+  uint32_t input_nr = 0;
+  bool valid() const { return fn != nullptr; }
+};
+
+// The shape, dtype and device of one forward output, to make zero gradients when a
+// node receives none for some output.
+struct OutputMeta {
+  Shape sizes;
+  DType dtype;
+  Device device;
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  Node();
+  virtual ~Node() = default;
+  // grads[i] is the gradient of forward output i (undefined if none flowed);
+  // returns one gradient per forward input, aligned with next_edges.
+  virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;
+  virtual std::string name() const = 0;
+  virtual void release() {}  // drops saved tensors once backward has run
+
+  std::vector<Edge> next_edges;
+  std::vector<OutputMeta> outputs;
+  uint64_t sequence_nr;  // later nodes run first when both are ready
+  // Hooks on the gradient of one output (register_hook / retain_grad on non-leaves).
+  std::vector<std::pair<uint32_t, GradHook>> pre_hooks;
+};
+
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
+
+// A node whose backward is a closure written with ops (so it runs on every device).
+class FunctionNode : public Node {
+ public:
+  FunctionNode(std::string name, BackwardFn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
+  std::string name() const override { return name_; }
+  void release() override { fn_ = nullptr; }
+
+ private:
+  std::string name_;
+  BackwardFn fn_;
+};
+
+// Accumulates the incoming gradient into a leaf's .grad and runs its hooks.
+class AccumulateGrad : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
+  std::string name() const override { return "AccumulateGrad"; }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+// A tensor kept for backward. Unpacking checks that no in-place op changed it since.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  Tensor unpack(const char* op) const;  // throws Error if modified in place
+  bool defined() const { return data_.defined(); }
+
+ private:
+  Tensor data_;  // detached alias (no history, so no reference cycles)
+  uint64_t version_ = 0;
+};
+
+// "SumBackward0" for a node named "sum", as PyTorch prints grad_fn.
+std::string node_display_name(const Node& node);
+
+// Grad mode: thread-local switch that turns graph recording on or off.
+struct GradMode {
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(GradMode::is_enabled()) { GradMode::set_enabled(false); }
+  ~NoGradGuard() { GradMode::set_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool enabled) : prev_(GradMode::is_enabled()) { GradMode::set_enabled(enabled); }
+  ~GradModeGuard() { GradMode::set_enabled(prev_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when grad mode is on and some input requires grad: the op must record a node.
+bool needs_grad(const std::vector<Tensor>& inputs);
+inline bool needs_grad(std::initializer_list<Tensor> inputs) {
+  return needs_grad(std::vector<Tensor>(inputs));
+}
+
+// Records `fn` as the backward of an op with these inputs and outputs. Call only when
+// needs_grad(inputs). Undefined inputs are allowed (they get no gradient).
+void record_function(const char* name, const std::vector<Tensor>& inputs,
+                     const std::vector<Tensor>& outputs, BackwardFn fn);
+
+// Called by every in-place op on `self` before it writes: checks that the write is legal
+// for autograd (no leaf requiring grad in grad mode) and bumps the version counter.
+void check_inplace(const Tensor& self, const char* op);
+// After an in-place op whose inputs need grad: `self` gets a new grad_fn.
+void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
+                    BackwardFn fn);
+
+// Runs backward from `roots` with seed gradients `grads` (one each; defined).
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                  bool retain_graph);
+
+// Sums `grad` over broadcast dims so it has shape `shape` (the inverse of broadcasting).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+}  // namespace bigmodel

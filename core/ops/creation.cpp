@@ -1,0 +1,44 @@
+// Factories that allocate and fill: empty, zeros, ones, full, *_like, scalar_tensor,
+// from_host, fill_. Ranges and random factories live in ops/range.cpp and ops/random.cpp.
+#include "core/ops/creation.h"
+
+#include <cstring>
+
+#include "core/autograd.h"
+#include "core/ops/copy_kernels.h"
+#include "core/ops/view.h"
+
+namespace bigmodel {
+
+Tensor empty(const Shape& sizes, DType dtype, Device device) { return Tensor::empty(sizes, dtype, device); }
+
+Tensor full(const Shape& sizes, const Scalar& value, DType dtype, Device device) {
+  Tensor t = Tensor::empty(sizes, dtype, device);
+  fill_kernel.get(device)(t, value);
+  return t;
+}
+
+Tensor zeros(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t{0}), dtype, device); }
+Tensor ones(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t{1}), dtype, device); }
+Tensor empty_like(const Tensor& t) { return empty(t.sizes(), t.dtype(), t.device()); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.sizes(), t.dtype(), t.device()); }
+Tensor full_like(const Tensor& t, const Scalar& value) { return full(t.sizes(), value, t.dtype(), t.device()); }
+
+Tensor scalar_tensor(const Scalar& value, DType dtype, Device device) { return full({}, value, dtype, device); }
+
+Tensor from_host(const void* data, const Shape& sizes, DType dtype, Device device) {
+  Tensor cpu = Tensor::empty(sizes, dtype, Device());
+  if (cpu.nbytes() > 0) std::memcpy(cpu.data_ptr(), data, cpu.nbytes());
+  return device.is_cpu() ? cpu : to(cpu, device);
+}
+
+Tensor& fill_(Tensor& self, const Scalar& value) {
+  check_inplace(self, "fill_");
+  fill_kernel.get(self.device())(self, value);
+  return self;
+}
+
+Tensor& zero_(Tensor& self) { return fill_(self, Scalar(int64_t{0})); }
+
+}  // namespace bigmodel

@@ -1,0 +1,224 @@
+// Binary arithmetic front ends: promotion, broadcasting, in-place checks and backward.
+#include "core/ops/elementwise.h"
+
+#include "core/autograd.h"
+#include "core/ops/copy_kernels.h"
+#include "core/ops/creation.h"
+#include "core/ops/view.h"
+
+namespace bigmodel {
+
+BM_DEFINE_KERNEL(binary_kernel);
+
+namespace {
+
+// Priority of a participant in type promotion: dimensioned tensors, then 0-d tensors,
+// then Python scalars; a lower-priority participant only matters if its category is higher.
+DType promote_with_priority(DType dim_t, bool has_dim, DType zero_t, bool has_zero, DType wrapped,
+                            bool has_wrapped) {
+  bool any = false;
+  DType r = DType::Bool;
+  auto consider = [&](bool has, DType t, bool as_default) {
+    if (!has) return;
+    if (!any) {
+      r = t;
+      any = true;
+      return;
+    }
+    if (dtype_category(t) > dtype_category(r)) {
+      r = as_default ? (dtype_category(t) == 2 ? kDefaultFloat : kDefaultInt) : t;
+    }
+  };
+  if (has_dim) consider(true, dim_t, false);
+  if (has_zero) {
+    if (!any) consider(true, zero_t, false);
+    else if (dtype_category(zero_t) > dtype_category(r)) r = zero_t;
+  }
+  if (has_wrapped) consider(true, wrapped, true);
+  return r;
+}
+
+const char* binary_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
+    case BinaryOp::Pow: return "pow";
+    case BinaryOp::Maximum: return "maximum";
+    case BinaryOp::Minimum: return "minimum";
+    default: return "binary";
+  }
+}
+
+// Runs the kernel for `a op b` into a new tensor of dtype `compute` (no autograd).
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b, DType compute, const char* name) {
+  BM_CHECK_DEVICE(a.device() == b.device(), name, "expected both tensors on one device, got ",
+                  a.device().str(), " and ", b.device().str());
+  Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  Tensor out = Tensor::empty(shape, compute, a.device());
+  Tensor ea = expand(to(a.detach(), compute), shape);
+  Tensor eb = expand(to(b.detach(), compute), shape);
+  binary_kernel.get(a.device())(op, out, ea, eb);
+  return out;
+}
+
+Tensor arith(BinaryOp op, const Tensor& a, const Tensor& b, DType compute) {
+  const char* name = binary_name(op);
+  Tensor out = binary_raw(op, a, b, compute, name);
+  if (!needs_grad({a, b})) return out;
+  Shape sa = a.sizes(), sb = b.sizes();
+  DType da = a.dtype(), db = b.dtype();
+  SavedTensor save_a, save_b;
+  if (op == BinaryOp::Mul || op == BinaryOp::Div) {
+    if (b.requires_grad() || op == BinaryOp::Mul) save_a = SavedTensor(a);
+    save_b = SavedTensor(b);
+  }
+  auto grad_for = [](const Tensor& g, const Shape& s, DType d) {
+    return is_floating(d) ? to(sum_to(g, s), d) : Tensor();
+  };
+  record_function(name, {a, b}, {out}, [=](const std::vector<Tensor>& grads) {
+    const Tensor& g = grads[0];
+    Tensor ga, gb;
+    switch (op) {
+      case BinaryOp::Add: ga = g; gb = g; break;
+      case BinaryOp::Sub: ga = g; gb = mul(g, Scalar(-1.0)); break;
+      case BinaryOp::Mul:
+        ga = mul(g, save_b.unpack(name));
+        gb = save_a.defined() ? mul(g, save_a.unpack(name)) : Tensor();
+        break;
+      case BinaryOp::Div: {
+        Tensor bv = save_b.unpack(name);
+        ga = div(g, bv);
+        if (save_a.defined()) gb = mul(div(mul(g, save_a.unpack(name)), mul(bv, bv)), Scalar(-1.0));
+        break;
+      }
+      default: break;
+    }
+    return std::vector<Tensor>{ga.defined() ? grad_for(ga, sa, da) : Tensor(),
+                               gb.defined() ? grad_for(gb, sb, db) : Tensor()};
+  });
+  return out;
+}
+
+Tensor wrap_scalar(const Tensor& like, const Scalar& s) {
+  return scalar_tensor(s, s.default_dtype(), like.device());
+}
+
+DType arith_dtype(BinaryOp op, DType promoted, const char* name) {
+  if (op == BinaryOp::Div && !is_floating(promoted)) return kDefaultFloat;
+  BM_CHECK_DTYPE(!(promoted == DType::Bool && op == BinaryOp::Sub), name,
+                 "subtraction of bool tensors is not supported; use logical_xor");
+  return promoted;
+}
+
+void inplace_arith(BinaryOp op, Tensor& self, const Tensor& other, const char* name) {
+  DType r = arith_dtype(op, result_type(self, other), name);
+  BM_CHECK_DTYPE(dtype_category(r) <= dtype_category(self.dtype()), name, "result type ", dtype_name(r), " can't be cast to the desired output type ",
+                 dtype_name(self.dtype()));
+  Shape shape = broadcast_shapes(self.sizes(), other.sizes(), name);
+  BM_CHECK_SHAPE(shape == self.sizes(), name, "output with shape ", shape_str(self.sizes()),
+                 " doesn't match the broadcast shape ", shape_str(shape));
+  bool grad = needs_grad({self, other});
+  const bool keep_self = grad && (op == BinaryOp::Mul || op == BinaryOp::Div) && other.requires_grad();
+  Tensor self_before = keep_self ? clone(self.detach()) : Tensor();
+  Tensor result = binary_raw(op, self, other, r, name);
+  check_inplace(self, name);
+  copy_kernel.get(self.device())(self, result);
+  if (grad) {
+    Shape so = other.sizes();
+    DType dself = self.dtype(), dother = other.dtype();
+    SavedTensor save_other(other);
+    SavedTensor save_self_before(self_before);
+    rebase_history(self, name, {self, other}, [=](const std::vector<Tensor>& g) {
+      Tensor ga, gb;
+      switch (op) {
+        case BinaryOp::Add: ga = g[0]; gb = g[0]; break;
+        case BinaryOp::Sub: ga = g[0]; gb = mul(g[0], Scalar(-1.0)); break;
+        case BinaryOp::Mul:
+          ga = mul(g[0], save_other.unpack(name));
+          if (save_self_before.defined()) gb = mul(g[0], save_self_before.unpack(name));
+          break;
+        default: {  // Div: self_new = self / other
+          Tensor o = save_other.unpack(name);
+          ga = div(g[0], o);
+          if (save_self_before.defined())
+            gb = mul(div(mul(g[0], save_self_before.unpack(name)), mul(o, o)), Scalar(-1.0));
+          break;
+        }
+      }
+      return std::vector<Tensor>{to(ga, dself),
+                                 gb.defined() && is_floating(dother) ? to(sum_to(gb, so), dother) : Tensor()};
+    });
+  }
+}
+
+}  // namespace
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  bool da = a.dim() > 0, db = b.dim() > 0;
+  if (da == db) return promote_types(a.dtype(), b.dtype());
+  const Tensor& dimmed = da ? a : b;
+  const Tensor& zero = da ? b : a;
+  return promote_with_priority(dimmed.dtype(), true, zero.dtype(), true, DType::Bool, false);
+}
+
+DType result_type(const Tensor& a, const Scalar& b) {
+  if (a.dim() > 0) return promote_with_priority(a.dtype(), true, DType::Bool, false, b.default_dtype(), true);
+  return promote_with_priority(DType::Bool, false, a.dtype(), true, b.default_dtype(), true);
+}
+
+Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  if (alpha.to<double>() != 1.0) return add(a, mul(b, alpha));
+  return arith(BinaryOp::Add, a, b, arith_dtype(BinaryOp::Add, result_type(a, b), "add"));
+}
+Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  if (alpha.to<double>() != 1.0) return sub(a, mul(b, alpha));
+  return arith(BinaryOp::Sub, a, b, arith_dtype(BinaryOp::Sub, result_type(a, b), "sub"));
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return arith(BinaryOp::Mul, a, b, arith_dtype(BinaryOp::Mul, result_type(a, b), "mul"));
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return arith(BinaryOp::Div, a, b, arith_dtype(BinaryOp::Div, result_type(a, b), "div"));
+}
+
+Tensor add(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Add, a, wrap_scalar(a, b), arith_dtype(BinaryOp::Add, result_type(a, b), "add"));
+}
+Tensor sub(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Sub, a, wrap_scalar(a, b), arith_dtype(BinaryOp::Sub, result_type(a, b), "sub"));
+}
+Tensor rsub(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Sub, wrap_scalar(a, b), a, arith_dtype(BinaryOp::Sub, result_type(a, b), "sub"));
+}
+Tensor mul(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Mul, a, wrap_scalar(a, b), arith_dtype(BinaryOp::Mul, result_type(a, b), "mul"));
+}
+Tensor div(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Div, a, wrap_scalar(a, b), arith_dtype(BinaryOp::Div, result_type(a, b), "div"));
+}
+Tensor rdiv(const Tensor& a, const Scalar& b) {
+  return arith(BinaryOp::Div, wrap_scalar(a, b), a, arith_dtype(BinaryOp::Div, result_type(a, b), "div"));
+}
+
+Tensor& add_(Tensor& self, const Tensor& other, const Scalar& alpha) {
+  if (alpha.to<double>() != 1.0) return add_(self, mul(other, alpha));
+  inplace_arith(BinaryOp::Add, self, other, "add_");
+  return self;
+}
+Tensor& sub_(Tensor& self, const Tensor& other, const Scalar& alpha) {
+  if (alpha.to<double>() != 1.0) return sub_(self, mul(other, alpha));
+  inplace_arith(BinaryOp::Sub, self, other, "sub_");
+  return self;
+}
+Tensor& mul_(Tensor& self, const Tensor& other) { inplace_arith(BinaryOp::Mul, self, other, "mul_");
+  return self; }
+Tensor& div_(Tensor& self, const Tensor& other) { inplace_arith(BinaryOp::Div, self, other, "div_");
+  return self; }
+Tensor& add_(Tensor& self, const Scalar& other) { return add_(self, wrap_scalar(self, other)); }
+Tensor& sub_(Tensor& self, const Scalar& other) { return sub_(self, wrap_scalar(self, other)); }
+Tensor& mul_(Tensor& self, const Scalar& other) { return mul_(self, wrap_scalar(self, other)); }
+Tensor& div_(Tensor& self, const Scalar& other) { return div_(self, wrap_scalar(self, other)); }
+
+}  // namespace bigmodel

@@ -1,0 +1,20 @@
+// CUDA device discovery. cudart is linked statically, so on a machine without a driver
+// cudaGetDeviceCount fails and bigmodel reports zero devices instead of failing to load.
+#include <cuda_runtime.h>
+
+#include "core/cuda_info.h"
+
+namespace bigmodel::cuda {
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+bool built_with_cuda() { return true; }
+
+}  // namespace bigmodel::cuda

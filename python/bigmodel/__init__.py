@@ -1,0 +1,33 @@
+"""bigmodel: a deep-learning framework in C++17 and CUDA with a PyTorch-like Python API.
+
+    import bigmodel as bm
+    x = bm.randn(3, 4, requires_grad=True)
+    (x * 2).sum().backward()
+"""
+from . import _C
+from ._C import Tensor, dtype, device, OutOfMemoryError, from_numpy, promote_types
+from ._C import is_grad_enabled, set_grad_enabled
+
+_dtype_str = _C.dtype.__str__
+_C.dtype.__repr__ = _C.dtype.__str__ = lambda self: "bigmodel." + _dtype_str(self).split(".")[-1]
+
+bool = _C.dtype.bool  # noqa: A001  (shadows the builtin inside this module, as torch does)
+int32 = _C.dtype.int32
+int64 = _C.dtype.int64
+float16 = _C.dtype.float16
+bfloat16 = _C.dtype.bfloat16
+float32 = _C.dtype.float32
+float64 = _C.dtype.float64
+half = float16
+float = float32  # noqa: A001
+double = float64
+int = int32  # noqa: A001
+long = int64
+
+from ._ops import *  # noqa: E402,F401,F403  (module-level functions: bm.add, bm.zeros, ...)
+from ._tensor import tensor, as_tensor  # noqa: E402
+from ._autograd import no_grad, enable_grad, set_grad_enabled  # noqa: E402,F811
+from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to Tensor)
+from . import autograd, cuda, nn, optim  # noqa: E402,F401
+
+__version__ = "0.1.0"
