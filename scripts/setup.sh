@@ -29,3 +29,4 @@ fi
 echo "== building in $BUILD_DIR ($JOBS jobs)"
 cmake --build "$BUILD_DIR" -j "$JOBS"
 export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
+export BIGMODEL_BUILD_DIR="$BUILD_DIR"

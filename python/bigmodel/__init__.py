@@ -4,7 +4,17 @@
     x = bm.randn(3, 4, requires_grad=True)
     (x * 2).sum().backward()
 """
-from . import _C
+import os as _os
+
+# A development checkout keeps the compiled extension in the build tree, not beside the
+# sources: look there too (BIGMODEL_BUILD_DIR, default <repo>/build).
+_build = _os.environ.get("BIGMODEL_BUILD_DIR") or _os.path.join(
+    _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))), "build")
+_ext_dir = _os.path.join(_build, "python", "bigmodel")
+if _os.path.isdir(_ext_dir):
+    __path__.append(_ext_dir)
+
+from . import _C  # noqa: E402
 from ._C import Tensor, dtype, device, OutOfMemoryError, from_numpy, promote_types
 from ._C import is_grad_enabled, set_grad_enabled
 
