@@ -219,10 +219,12 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         if (e.valid() && --deps[e.fn.get()] == 0) ready.push(e.fn);
       continue;
     }
-    for (auto& [out_nr, hook] : node->pre_hooks) {
-      if (out_nr < in.size() && in[out_nr].defined()) {
-        Tensor replaced = hook(in[out_nr]);
-        if (replaced.defined()) in[out_nr] = replaced;
+    for (auto* hooks : {&node->pre_hooks, &node->retain_grad_hooks}) {
+      for (auto& [out_nr, hook] : *hooks) {
+        if (out_nr < in.size() && in[out_nr].defined()) {
+          Tensor replaced = hook(in[out_nr]);
+          if (replaced.defined()) in[out_nr] = replaced;
+        }
       }
     }
     std::vector<Tensor> out = node->apply(std::move(in));

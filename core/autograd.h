@@ -41,6 +41,8 @@ class Node : public std::enable_shared_from_this<Node> {
   uint64_t sequence_nr;  // later nodes run first when both are ready
   // Hooks on the gradient of one output (register_hook / retain_grad on non-leaves).
   std::vector<std::pair<uint32_t, GradHook>> pre_hooks;
+  // retain_grad() hooks run after pre_hooks, so .grad sees the hooked gradient (as in PyTorch).
+  std::vector<std::pair<uint32_t, GradHook>> retain_grad_hooks;
 };
 
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;

@@ -10,8 +10,13 @@
 namespace bigmodel {
 
 Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
-  for (int64_t s : sizes)
+  int64_t numel = 1;
+  for (int64_t s : sizes) {
     BM_CHECK_VALUE(s >= 0, "empty", "negative dimension in shape ", shape_str(sizes));
+    BM_CHECK_VALUE(s == 0 || numel <= (int64_t{1} << 62) / s, "empty", "shape ", shape_str(sizes),
+                   " has too many elements");
+    numel *= s;
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(shape_numel(sizes) * bigmodel::itemsize(dtype), device);
   impl->sizes = sizes;
@@ -94,7 +99,7 @@ void Tensor::retain_grad() {
   if (is_leaf() || impl_->autograd->retains_grad) return;
   impl_->autograd->retains_grad = true;
   std::weak_ptr<TensorImpl> weak = impl_;
-  impl_->autograd->grad_fn->pre_hooks.emplace_back(output_nr(), [weak](const Tensor& g) {
+  impl_->autograd->grad_fn->retain_grad_hooks.emplace_back(output_nr(), [weak](const Tensor& g) {
     if (auto self = weak.lock()) {
       NoGradGuard no_grad;
       Tensor old = Tensor(self).grad();

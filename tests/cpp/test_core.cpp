@@ -80,3 +80,59 @@ TEST(Autograd, BroadcastGradientIsSummed) {
   EXPECT_EQ(b.grad().sizes(), (Shape{3}));
   EXPECT_DOUBLE_EQ(b.grad().data<double>()[0], 2.0);
 }
+
+TEST(Autograd, HooksRetainGradAndPostAccumulate) {
+  Tensor x = from_vector<double>({1, 2, 3}, {3});
+  x.set_requires_grad(true);
+  Tensor h = mul(x, Scalar(3.0));
+  h.retain_grad();
+  int calls = 0;
+  h.register_hook([](const Tensor& g) { return mul(g, Scalar(2.0)); });
+  x.register_post_accumulate_grad_hook([&calls](const Tensor& leaf) {
+    ++calls;
+    EXPECT_TRUE(leaf.grad().defined());
+  });
+  sum(h).backward();
+  EXPECT_EQ(calls, 1);
+  EXPECT_DOUBLE_EQ(x.grad().data<double>()[0], 6.0);  // 1 * 2 (hook) * 3
+  EXPECT_DOUBLE_EQ(h.grad().data<double>()[0], 2.0);   // retain_grad sees the hooked grad
+}
+
+TEST(Autograd, GradientsFlowThroughViews) {
+  Tensor x = from_vector<double>({1, 2, 3, 4, 5, 6}, {2, 3});
+  x.set_requires_grad(true);
+  Tensor y = add(mul(select(x, 0, 1), Scalar(2.0)), sum(slice(x, 1, 0, 3, 2)));
+  sum(transpose(reshape(y, {3, 1}), 0, 1)).backward();
+  std::vector<double> g(x.grad().data<double>(), x.grad().data<double>() + 6);
+  EXPECT_EQ(g, (std::vector<double>{3, 0, 3, 5, 2, 5}));
+}
+
+TEST(Autograd, AccumulatesAcrossBackwardCalls) {
+  Tensor x = from_vector<float>({2}, {1});
+  x.set_requires_grad(true);
+  sum(mul(x, x)).backward();
+  sum(mul(x, x)).backward();
+  EXPECT_FLOAT_EQ(x.grad().data<float>()[0], 8.0f);
+  EXPECT_THROW(x.set_grad(zeros({2})), ShapeError);
+}
+
+TEST(Tensor, BadShapesAndDtypesThrow) {
+  EXPECT_THROW(empty({2, -1}), ValueError);
+  EXPECT_THROW(empty({int64_t{1} << 40, int64_t{1} << 40}), ValueError);
+  EXPECT_THROW(zeros({2}, DType::Int64).set_requires_grad(true), DTypeError);
+  EXPECT_THROW(add(zeros({2}), zeros({3})), ShapeError);
+  EXPECT_THROW(Device("gpu"), ValueError);
+  EXPECT_THROW(zeros({2}).item(), ValueError);
+}
+
+TEST(Tensor, CopyConvertsDtypesAndBroadcasts) {
+  Tensor src = from_vector<double>({1.5, -2.25, 3.0}, {3});
+  Tensor dst = zeros({2, 3}, DType::Float16);
+  copy_(dst, src);
+  const Half* p = dst.data<Half>();
+  EXPECT_FLOAT_EQ(static_cast<float>(p[4]), -2.25f);
+  Tensor ints = to(src, DType::Int32);
+  EXPECT_EQ(ints.data<int32_t>()[1], -2);
+  Tensor flags = to(src, DType::Bool);
+  EXPECT_TRUE(flags.data<bool>()[0]);
+}
