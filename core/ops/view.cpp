@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "core/cuda_info.h"
 #include "core/ops/copy_kernels.h"
 #include "core/ops/creation.h"
 
@@ -337,8 +338,11 @@ Tensor to(const Tensor& self, Device device) { return to(self, device, self.dtyp
 
 Tensor to(const Tensor& self, Device device, DType dtype) {
   if (device == self.device() && dtype == self.dtype()) return self;
-  BM_CHECK_DEVICE(device == self.device(), "to", "copying between ", self.device().str(), " and ",
-                  device.str(), " needs the CUDA runtime (bigmodel was built without CUDA)");
+  BM_CHECK_DEVICE(device == self.device(), "to", "can't copy between ", self.device().str(), " and ",
+                  device.str(), ": ",
+                  cuda::built_with_cuda() ? "no CUDA device is available (or the CUDA runtime is not "
+                                            "implemented yet)"
+                                          : "bigmodel was built without CUDA");
   Tensor out = Tensor::empty(self.sizes(), dtype, device);
   copy_kernel.get(device)(out, self);
   if (needs_grad({self}) && is_floating(dtype)) {
