@@ -18,7 +18,10 @@ def _to_array(data, dtype):
     if isinstance(data, (list, tuple)):
         data = [d.item() if isinstance(d, _C.Tensor) and d.numel() == 1 and d.ndim == 0 else
                 (d.tolist() if isinstance(d, _C.Tensor) else d) for d in data]
-    arr = np.array(data)
+    try:
+        arr = np.array(data)
+    except ValueError as e:  # NumPy >= 1.24 refuses ragged lists itself
+        raise ValueError(f"[tensor] expected a rectangular nested sequence of numbers: {e}") from None
     if arr.dtype == object:
         raise ValueError("[tensor] expected a rectangular nested sequence of numbers, got ragged or non-numeric data")
     if dtype is not None:
