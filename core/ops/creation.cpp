@@ -10,16 +10,38 @@
 
 namespace bigmodel {
 
-Tensor empty(const Shape& sizes, DType dtype, Device device) { return Tensor::empty(sizes, dtype, device); }
+void check_sizes(const char* op, const Shape& sizes) {
+  int64_t numel = 1;
+  for (int64_t s : sizes) {
+    BM_CHECK_VALUE(s >= 0, op, "negative dimension ", s, " in shape ", shape_str(sizes));
+    BM_CHECK_VALUE(s == 0 || numel <= (int64_t{1} << 62) / s, op, "shape ", shape_str(sizes), " has too many elements");
+    numel *= s;
+  }
+}
 
-Tensor full(const Shape& sizes, const Scalar& value, DType dtype, Device device) {
+namespace {
+Tensor filled(const char* op, const Shape& sizes, const Scalar& value, DType dtype, Device device) {
+  check_sizes(op, sizes);
   Tensor t = Tensor::empty(sizes, dtype, device);
   fill_kernel.get(device)(t, value);
   return t;
 }
+}  // namespace
 
-Tensor zeros(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t{0}), dtype, device); }
-Tensor ones(const Shape& sizes, DType dtype, Device device) { return full(sizes, Scalar(int64_t{1}), dtype, device); }
+Tensor empty(const Shape& sizes, DType dtype, Device device) {
+  check_sizes("empty", sizes);
+  return Tensor::empty(sizes, dtype, device);
+}
+
+Tensor full(const Shape& sizes, const Scalar& value, DType dtype, Device device) {
+  return filled("full", sizes, value, dtype, device);
+}
+Tensor zeros(const Shape& sizes, DType dtype, Device device) {
+  return filled("zeros", sizes, Scalar(int64_t{0}), dtype, device);
+}
+Tensor ones(const Shape& sizes, DType dtype, Device device) {
+  return filled("ones", sizes, Scalar(int64_t{1}), dtype, device);
+}
 Tensor empty_like(const Tensor& t) { return empty(t.sizes(), t.dtype(), t.device()); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), t.dtype(), t.device()); }
 Tensor ones_like(const Tensor& t) { return ones(t.sizes(), t.dtype(), t.device()); }

@@ -1,4 +1,5 @@
-// Reduction front ends: dims handling, keepdim, dtypes and backward.
+// Reduction front ends: dims handling, keepdim, dtypes and backward for sum, mean, prod,
+// amax/amin, max/min, argmax/argmin and all/any (var/std/logsumexp/norm: reduce_stats.cpp).
 #include "core/ops/reduce.h"
 
 #include "core/autograd.h"
@@ -10,34 +11,47 @@
 namespace bigmodel {
 
 BM_DEFINE_KERNEL(reduce_kernel);
+BM_DEFINE_KERNEL(arg_reduce_kernel);
+BM_DEFINE_KERNEL(row_stat_kernel);
+BM_DEFINE_KERNEL(row_grad_kernel);
+BM_DEFINE_KERNEL(index_grad_kernel);
 
 ReducePlan plan_reduction(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim,
                           const char* op) {
   ReducePlan p;
   p.dims = wrap_dims(dims, self.dim(), op);
+  p.in_shape = self.sizes();
   std::vector<bool> reduced(self.dim(), false);
   for (int64_t d : p.dims) reduced[d] = true;
-  std::vector<int64_t> perm;
   for (int64_t d = 0; d < self.dim(); ++d) {
     if (!reduced[d]) {
-      perm.push_back(d);
+      p.perm.push_back(d);
       p.rows *= self.size(d);
       p.out_shape.push_back(self.size(d));
       p.keep_shape.push_back(self.size(d));
     } else {
       p.keep_shape.push_back(1);
-      if (keepdim) p.out_shape.push_back(1);
     }
   }
   if (keepdim) p.out_shape = p.keep_shape;
   for (int64_t d : p.dims) {
-    perm.push_back(d);
+    p.perm.push_back(d);
     p.cols *= self.size(d);
   }
   // A matrix view [rows, cols] of the input with the reduced dims last.
-  Tensor moved = permute(self.detach(), perm);
+  Tensor moved = permute(self.detach(), p.perm);
   p.matrix = reshape(contiguous(moved), {p.rows, p.cols});
   return p;
+}
+
+Tensor unplan_matrix(const Tensor& matrix, const ReducePlan& plan) {
+  Shape moved;
+  std::vector<int64_t> inverse(plan.perm.size());
+  for (size_t i = 0; i < plan.perm.size(); ++i) {
+    moved.push_back(plan.in_shape[plan.perm[i]]);
+    inverse[plan.perm[i]] = static_cast<int64_t>(i);
+  }
+  return permute(reshape(matrix, moved), inverse);
 }
 
 Tensor reduce_raw(ReduceOp op, const ReducePlan& plan, DType out_dtype, Device device) {
@@ -45,6 +59,87 @@ Tensor reduce_raw(ReduceOp op, const ReducePlan& plan, DType out_dtype, Device d
   reduce_kernel.get(device)(op, out, plan.matrix);
   return reshape(out, plan.out_shape);
 }
+
+namespace {
+
+// The plan without its matrix: what a backward closure keeps (no copy of the input).
+ReducePlan layout_of(const ReducePlan& plan) {
+  ReducePlan l = plan;
+  l.matrix = Tensor();
+  return l;
+}
+
+// grad (shaped like the forward output) as a contiguous [rows] vector of dtype.
+Tensor grad_rows(const Tensor& grad, const ReducePlan& plan, DType dtype) {
+  return contiguous(reshape(to(grad, dtype), {plan.rows}));
+}
+
+// Extreme values need at least one element per output (PyTorch raises the same way).
+void check_nonempty(const ReducePlan& plan, bool dims_given, const char* op) {
+  if (plan.cols > 0 || plan.rows == 0) return;
+  if (!dims_given)
+    throw Error(str_cat("[", op, "] the ", op, " of an empty tensor of shape ", shape_str(plan.in_shape),
+                        " is undefined; pass dim= to reduce over a non-empty dim"));
+  throw IndexError(str_cat("[", op, "] expected reduction dims of non-zero size, got input of shape ",
+                           shape_str(plan.in_shape)));
+}
+
+// amax/amin and the full max()/min(): values, with ties sharing the gradient.
+Tensor extremum(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, bool is_max,
+                const char* op, bool dims_given) {
+  ReducePlan plan = plan_reduction(self, dims, keepdim, op);
+  check_nonempty(plan, dims_given, op);
+  Tensor out = reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, plan, self.dtype(), self.device());
+  if (needs_grad({self})) {
+    ReducePlan layout = layout_of(plan);
+    SavedTensor saved_in(self), saved_out(out);
+    std::vector<int64_t> dims_copy = dims;
+    record_function(op, {self}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor in = saved_in.unpack(op);
+      Tensor matrix = plan_reduction(in, dims_copy, keepdim, op).matrix;
+      Tensor result = contiguous(reshape(saved_out.unpack(op), {layout.rows}));
+      Tensor grad = Tensor::empty({layout.rows, layout.cols}, in.dtype(), in.device());
+      row_grad_kernel.get(in.device())(RowGrad::Extremum, grad, matrix, result,
+                                       grad_rows(g[0], layout, in.dtype()), 0.0);
+      return std::vector<Tensor>{unplan_matrix(grad, layout)};
+    });
+  }
+  return out;
+}
+
+std::pair<Tensor, Tensor> extremum_dim(const Tensor& self, int64_t dim, bool keepdim, bool is_max, const char* op) {
+  ReducePlan plan = plan_reduction(self, {dim}, keepdim, op);
+  check_nonempty(plan, true, op);
+  Tensor values = Tensor::empty({plan.rows}, self.dtype(), self.device());
+  Tensor indices = Tensor::empty({plan.rows}, DType::Int64, self.device());
+  if (plan.rows > 0) arg_reduce_kernel.get(self.device())(is_max, values, indices, plan.matrix);
+  values = reshape(values, plan.out_shape);
+  indices = reshape(indices, plan.out_shape);
+  if (needs_grad({self})) {
+    ReducePlan layout = layout_of(plan);
+    SavedTensor saved_idx(indices);
+    DType dtype = self.dtype();
+    Device device = self.device();
+    record_function(op, {self}, {values}, [=](const std::vector<Tensor>& g) {
+      Tensor idx = contiguous(reshape(saved_idx.unpack(op), {layout.rows}));
+      Tensor grad = Tensor::empty({layout.rows, layout.cols}, dtype, device);
+      index_grad_kernel.get(device)(grad, idx, grad_rows(g[0], layout, dtype));
+      return std::vector<Tensor>{unplan_matrix(grad, layout)};
+    });
+  }
+  return {values, indices};
+}
+
+Tensor arg_extremum(const Tensor& self, std::optional<int64_t> dim, bool keepdim, bool is_max, const char* op) {
+  // Without dim the input is read flat in row-major order: reducing every dim in order.
+  ReducePlan plan = plan_reduction(self, dim ? std::vector<int64_t>{*dim} : std::vector<int64_t>{}, keepdim, op);
+  check_nonempty(plan, dim.has_value(), op);
+  Tensor indices = Tensor::empty({plan.rows}, DType::Int64, self.device());
+  if (plan.rows > 0) arg_reduce_kernel.get(self.device())(is_max, Tensor(), indices, plan.matrix);
+  return reshape(indices, plan.out_shape);
+}
+
+}  // namespace
 
 Tensor sum(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
   DType out_dtype = dtype ? *dtype : (is_floating(self.dtype()) ? self.dtype() : DType::Int64);
@@ -68,6 +163,57 @@ Tensor mean(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim) 
   int64_t count = 1;
   for (int64_t d : wrapped) count *= self.size(d);
   return div(sum(self, dims, keepdim), Scalar(static_cast<double>(count)));
+}
+
+Tensor prod(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
+  Tensor src = dtype && *dtype != self.dtype() ? to(self, *dtype) : self;
+  DType out_dtype = is_floating(src.dtype()) ? src.dtype() : DType::Int64;
+  ReducePlan plan = plan_reduction(src, dims, keepdim, "prod");
+  Tensor out = reduce_raw(ReduceOp::Prod, plan, out_dtype, src.device());
+  if (needs_grad({src})) {
+    ReducePlan layout = layout_of(plan);
+    SavedTensor saved_in(src);
+    std::vector<int64_t> dims_copy = dims;
+    record_function("prod", {src}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor in = saved_in.unpack("prod");
+      Tensor matrix = plan_reduction(in, dims_copy, keepdim, "prod").matrix;
+      Tensor grad = Tensor::empty({layout.rows, layout.cols}, in.dtype(), in.device());
+      row_grad_kernel.get(in.device())(RowGrad::Prod, grad, matrix, Tensor(),
+                                       grad_rows(g[0], layout, in.dtype()), 0.0);
+      return std::vector<Tensor>{unplan_matrix(grad, layout)};
+    });
+  }
+  return out;
+}
+
+Tensor amax(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim) {
+  return extremum(self, dims, keepdim, true, "amax", !dims.empty());
+}
+Tensor amin(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim) {
+  return extremum(self, dims, keepdim, false, "amin", !dims.empty());
+}
+Tensor max(const Tensor& self) { return extremum(self, {}, false, true, "max", false); }
+Tensor min(const Tensor& self) { return extremum(self, {}, false, false, "min", false); }
+std::pair<Tensor, Tensor> max(const Tensor& self, int64_t dim, bool keepdim) {
+  return extremum_dim(self, dim, keepdim, true, "max");
+}
+std::pair<Tensor, Tensor> min(const Tensor& self, int64_t dim, bool keepdim) {
+  return extremum_dim(self, dim, keepdim, false, "min");
+}
+Tensor argmax(const Tensor& self, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extremum(self, dim, keepdim, true, "argmax");
+}
+Tensor argmin(const Tensor& self, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extremum(self, dim, keepdim, false, "argmin");
+}
+
+Tensor all(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim) {
+  ReducePlan plan = plan_reduction(self, dims, keepdim, "all");
+  return reduce_raw(ReduceOp::All, plan, DType::Bool, self.device());
+}
+Tensor any(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim) {
+  ReducePlan plan = plan_reduction(self, dims, keepdim, "any");
+  return reduce_raw(ReduceOp::Any, plan, DType::Bool, self.device());
 }
 
 }  // namespace bigmodel

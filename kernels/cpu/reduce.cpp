@@ -1,5 +1,10 @@
-// CPU reduction kernel over the rows of a contiguous [rows, cols] matrix.
+// CPU reduction kernels over the rows of a contiguous [rows, cols] matrix: the plain
+// reductions, arg-extremes, row statistics (var/std/logsumexp/norm) and backward helpers.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/ops/reduce_kernels.h"
 #include "kernels/cpu/loops.h"
@@ -73,8 +78,201 @@ void reduce_cpu(ReduceOp op, const Tensor& out, const Tensor& in) {
   BM_DISPATCH_ALL(in.dtype(), "reduce", [&] { reduce_typed<scalar_t>(op, out, in); });
 }
 
+template <typename C>
+bool is_nan(C x) {
+  if constexpr (std::is_floating_point_v<C>) return std::isnan(x);
+  else return false;
+}
+
+template <typename T>
+void arg_reduce_typed(bool is_max, const Tensor& values, const Tensor& indices, const Tensor& in) {
+  using C = compute_t<T>;
+  const int64_t rows = in.size(0), cols = in.size(1);
+  const T* src = static_cast<const T*>(in.data_ptr());
+  T* vals = values.defined() ? static_cast<T*>(values.data_ptr()) : nullptr;
+  int64_t* idx = static_cast<int64_t*>(indices.data_ptr());
+#pragma omp parallel for if (rows * cols > kParallelGrain && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = src + r * cols;
+    C best = static_cast<C>(row[0]);
+    int64_t best_i = 0;
+    if (!is_nan(best)) {
+      for (int64_t c = 1; c < cols; ++c) {
+        C x = static_cast<C>(row[c]);
+        if (is_nan(x)) {  // the first NaN wins
+          best_i = c;
+          break;
+        }
+        if (is_max ? x > best : x < best) {
+          best = x;
+          best_i = c;
+        }
+      }
+    }
+    if (vals) vals[r] = row[best_i];
+    idx[r] = best_i;
+  }
+}
+
+void arg_reduce_cpu(bool is_max, const Tensor& values, const Tensor& indices, const Tensor& in) {
+  BM_DISPATCH_ALL(in.dtype(), is_max ? "argmax" : "argmin",
+                  [&] { arg_reduce_typed<scalar_t>(is_max, values, indices, in); });
+}
+
+// One row's statistic in double.
+template <typename T>
+double row_statistic(RowStat stat, const T* row, int64_t n, double param) {
+  auto atd = [row](int64_t c) { return static_cast<double>(static_cast<compute_t<T>>(row[c])); };
+  switch (stat) {
+    case RowStat::Var:
+    case RowStat::Std: {  // two passes: the mean, then squared deviations
+      double s = 0;
+      for (int64_t c = 0; c < n; ++c) s += atd(c);
+      const double mean = s / static_cast<double>(n);
+      double ss = 0;
+      for (int64_t c = 0; c < n; ++c) ss += (atd(c) - mean) * (atd(c) - mean);
+      const double v = ss / std::max(0.0, static_cast<double>(n) - param);
+      return stat == RowStat::Std ? std::sqrt(v) : v;
+    }
+    case RowStat::LogSumExp: {
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t c = 0; c < n; ++c) {
+        double x = atd(c);
+        if (std::isnan(x)) return x;
+        m = std::max(m, x);
+      }
+      if (std::isinf(m)) return m;  // all -inf, or some +inf
+      double s = 0;
+      for (int64_t c = 0; c < n; ++c) s += std::exp(atd(c) - m);
+      return m + std::log(s);
+    }
+    case RowStat::Norm: {
+      const double p = param;
+      if (std::isinf(p)) {
+        double best = p > 0 ? 0.0 : std::numeric_limits<double>::infinity();
+        for (int64_t c = 0; c < n; ++c) {
+          double a = std::fabs(atd(c));
+          if (std::isnan(a)) return a;
+          best = p > 0 ? std::max(best, a) : std::min(best, a);
+        }
+        return best;
+      }
+      double s = 0;
+      if (p == 0) {
+        for (int64_t c = 0; c < n; ++c) s += atd(c) != 0 ? 1.0 : 0.0;
+        return s;
+      }
+      if (p == 1) {
+        for (int64_t c = 0; c < n; ++c) s += std::fabs(atd(c));
+        return s;
+      }
+      if (p == 2) {
+        for (int64_t c = 0; c < n; ++c) s += atd(c) * atd(c);
+        return std::sqrt(s);
+      }
+      for (int64_t c = 0; c < n; ++c) s += std::pow(std::fabs(atd(c)), p);
+      return std::pow(s, 1.0 / p);
+    }
+  }
+  return 0;
+}
+
+template <typename T>
+void row_stat_typed(RowStat stat, const Tensor& out, const Tensor& in, double param) {
+  const int64_t rows = in.size(0), cols = in.size(1);
+  const T* src = static_cast<const T*>(in.data_ptr());
+  T* dst = static_cast<T*>(out.data_ptr());
+#pragma omp parallel for if (rows * cols > kParallelGrain && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) dst[r] = static_cast<T>(row_statistic(stat, src + r * cols, cols, param));
+}
+
+void row_stat_cpu(RowStat stat, const Tensor& out, const Tensor& in, double param) {
+  BM_DISPATCH_FLOATING(in.dtype(), "reduce", [&] { row_stat_typed<scalar_t>(stat, out, in, param); });
+}
+
+template <typename T>
+void row_grad_typed(RowGrad kind, const Tensor& grad_in, const Tensor& in, const Tensor& result,
+                    const Tensor& grad_out, double p) {
+  const int64_t rows = in.size(0), cols = in.size(1);
+  const T* src = static_cast<const T*>(in.data_ptr());
+  const T* res = result.defined() ? static_cast<const T*>(result.data_ptr()) : nullptr;
+  const T* gout = static_cast<const T*>(grad_out.data_ptr());
+  T* dst = static_cast<T*>(grad_in.data_ptr());
+  auto val = [](T v) { return static_cast<double>(static_cast<compute_t<T>>(v)); };
+  auto sign = [](double x) { return static_cast<double>((x > 0) - (x < 0)); };
+#pragma omp parallel for if (rows * cols > kParallelGrain && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = src + r * cols;
+    T* g_row = dst + r * cols;
+    const double g = val(gout[r]);
+    const double target = res ? val(res[r]) : 0.0;
+    switch (kind) {
+      case RowGrad::Extremum: {
+        int64_t ties = 0;
+        for (int64_t c = 0; c < cols; ++c) ties += val(row[c]) == target;
+        const double share = ties > 0 ? g / static_cast<double>(ties) : 0.0;
+        for (int64_t c = 0; c < cols; ++c) g_row[c] = static_cast<T>(val(row[c]) == target ? share : 0.0);
+        break;
+      }
+      case RowGrad::Prod: {  // prefix products times suffix products: exact with zeros
+        std::vector<double> prefix(cols + 1, 1.0);
+        for (int64_t c = 0; c < cols; ++c) prefix[c + 1] = prefix[c] * val(row[c]);
+        double suffix = 1.0;
+        for (int64_t c = cols - 1; c >= 0; --c) {
+          g_row[c] = static_cast<T>(g * prefix[c] * suffix);
+          suffix *= val(row[c]);
+        }
+        break;
+      }
+      case RowGrad::Norm: {
+        const double nrm = target;
+        for (int64_t c = 0; c < cols; ++c) {
+          const double x = val(row[c]);
+          double d;
+          if (std::isinf(p)) d = 0;  // filled below
+          else if (p == 0 || nrm == 0) d = 0;
+          else if (p == 1) d = sign(x);
+          else if (p == 2) d = x / nrm;
+          else d = sign(x) * std::pow(std::fabs(x), p - 1) / std::pow(nrm, p - 1);
+          g_row[c] = static_cast<T>(g * d);
+        }
+        if (std::isinf(p)) {  // like amax of |x|: ties share the gradient
+          int64_t ties = 0;
+          for (int64_t c = 0; c < cols; ++c) ties += std::fabs(val(row[c])) == nrm;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double x = val(row[c]);
+            g_row[c] = static_cast<T>(std::fabs(x) == nrm ? g * sign(x) / static_cast<double>(ties) : 0.0);
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+void row_grad_cpu(RowGrad kind, const Tensor& grad_in, const Tensor& in, const Tensor& result,
+                  const Tensor& grad_out, double p) {
+  BM_DISPATCH_FLOATING(in.dtype(), "reduce_backward",
+                       [&] { row_grad_typed<scalar_t>(kind, grad_in, in, result, grad_out, p); });
+}
+
+void index_grad_cpu(const Tensor& grad_in, const Tensor& indices, const Tensor& grad_out) {
+  const int64_t rows = grad_in.size(0), cols = grad_in.size(1);
+  const int64_t* idx = static_cast<const int64_t*>(indices.data_ptr());
+  std::memset(grad_in.data_ptr(), 0, grad_in.nbytes());  // all-zero bits are 0.0 in every float type
+  BM_DISPATCH_FLOATING(grad_in.dtype(), "max_backward", [&] {
+    scalar_t* dst = static_cast<scalar_t*>(grad_in.data_ptr());
+    const scalar_t* g = static_cast<const scalar_t*>(grad_out.data_ptr());
+    for (int64_t r = 0; r < rows; ++r) dst[r * cols + idx[r]] = g[r];
+  });
+}
+
 }  // namespace
 
 BM_REGISTER_KERNEL(reduce_kernel, CPU, &reduce_cpu);
+BM_REGISTER_KERNEL(arg_reduce_kernel, CPU, &arg_reduce_cpu);
+BM_REGISTER_KERNEL(row_stat_kernel, CPU, &row_stat_cpu);
+BM_REGISTER_KERNEL(row_grad_kernel, CPU, &row_grad_cpu);
+BM_REGISTER_KERNEL(index_grad_kernel, CPU, &index_grad_cpu);
 
 }  // namespace bigmodel::cpu

@@ -1,8 +1,39 @@
-// Python bindings for the linalg family (filled in as the family grows).
+// Python bindings for the matmul family: bm.matmul/mm/bmm/mv/dot/outer/addmm, the
+// Tensor methods and `@`, and _C.linear (nn.functional.linear builds on it).
+#include "core/ops/linalg.h"
 #include "python/src/common.h"
 
 namespace bigmodel::python {
 
-void bind_linalg(py::module_& m, py::class_<Tensor>& cls) {}
+void bind_linalg(py::module_& m, py::class_<Tensor>& cls) {
+  m.def("matmul", &matmul, py::arg("input"), py::arg("other"));
+  m.def("mm", &mm, py::arg("input"), py::arg("mat2"));
+  m.def("bmm", &bmm, py::arg("input"), py::arg("mat2"));
+  m.def("mv", &mv, py::arg("input"), py::arg("vec"));
+  m.def("dot", &dot, py::arg("input"), py::arg("other"));
+  m.def("outer", &outer, py::arg("input"), py::arg("vec2"));
+  m.def("ger", &outer, py::arg("input"), py::arg("vec2"));
+  m.def("addmm", &addmm, py::arg("input"), py::arg("mat1"), py::arg("mat2"), py::kw_only(),
+        py::arg("beta") = Scalar(int64_t{1}), py::arg("alpha") = Scalar(int64_t{1}));
+  m.def("linear", [](const Tensor& input, const Tensor& weight, std::optional<Tensor> bias) {
+    return linear(input, weight, bias ? *bias : Tensor());
+  }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
+
+  cls.def("matmul", &matmul, py::arg("other"))
+      .def("__matmul__", &matmul)
+      // `other @ self` reaches here only when `other` is not a Tensor (e.g. a NumPy array
+      // or a list); let Python report the unsupported operand types then.
+      .def("__rmatmul__", [](const Tensor& self, py::object other) -> py::object {
+        if (!py::isinstance<Tensor>(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+        return py::cast(matmul(other.cast<Tensor>(), self));
+      })
+      .def("mm", &mm, py::arg("mat2"))
+      .def("bmm", &bmm, py::arg("mat2"))
+      .def("mv", &mv, py::arg("vec"))
+      .def("dot", &dot, py::arg("other"))
+      .def("outer", &outer, py::arg("vec2"))
+      .def("addmm", &addmm, py::arg("mat1"), py::arg("mat2"), py::kw_only(), py::arg("beta") = Scalar(int64_t{1}),
+           py::arg("alpha") = Scalar(int64_t{1}));
+}
 
 }  // namespace bigmodel::python

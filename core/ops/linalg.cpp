@@ -1,0 +1,189 @@
+// Matmul family front ends: validation, PyTorch's matmul dispatch over operand ranks,
+// and the backward formulas (written with matmul itself, so they work on every device).
+#include "core/ops/linalg.h"
+
+#include <algorithm>
+
+#include "core/autograd.h"
+#include "core/ops/creation.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/view.h"
+
+namespace bigmodel {
+
+BM_DEFINE_KERNEL(gemm_kernel);
+
+namespace {
+
+void check_operands(const Tensor& a, const Tensor& b, const char* op) {
+  BM_CHECK_VALUE(a.defined() && b.defined(), op, "expected two defined tensors");
+  BM_CHECK_DEVICE(a.device() == b.device(), op, "expected both operands on one device, got ", a.device().str(),
+                  " and ", b.device().str());
+  BM_CHECK_DTYPE(a.dtype() == b.dtype(), op, "expected both operands to have the same dtype, but got ",
+                 dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+  BM_CHECK_DTYPE(a.dtype() != DType::Bool, op, "not implemented for bool tensors");
+}
+
+void check_inner(const Tensor& a, const Tensor& b, int64_t ka, int64_t kb, const char* op) {
+  BM_CHECK_SHAPE(ka == kb, op, "shapes ", shape_str(a.sizes()), " and ", shape_str(b.sizes()),
+                 " cannot be multiplied (", ka, " != ", kb, ")");
+}
+
+// Batch dims (all but the last two; a 1-D operand has none) must broadcast.
+void check_batch(const Tensor& a, const Tensor& b, const char* op) {
+  const int64_t na = std::max<int64_t>(a.dim() - 2, 0), nb = std::max<int64_t>(b.dim() - 2, 0);
+  for (int64_t i = 1; i <= std::min(na, nb); ++i) {
+    const int64_t x = a.size(na - i), y = b.size(nb - i);
+    BM_CHECK_SHAPE(x == y || x == 1 || y == 1, op, "batch dims of shapes ", shape_str(a.sizes()), " and ",
+                   shape_str(b.sizes()), " cannot be broadcast (", x, " vs ", y, ")");
+  }
+}
+
+Shape concat(Shape s, std::initializer_list<int64_t> tail) {
+  s.insert(s.end(), tail);
+  return s;
+}
+
+// The product of operands with dim >= 2 whose batch dims broadcast; records autograd.
+// Callers have validated dtypes and the inner dims.
+Tensor matmul_nd(const Tensor& a, const Tensor& b, const char* name) {
+  Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);
+  Shape batch = broadcast_shapes(ba, bb, name);
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  Tensor out = Tensor::empty(concat(batch, {M, N}), a.dtype(), a.device());
+  gemm_kernel.get(a.device())(out, expand(a.detach(), concat(batch, {M, K})),
+                              expand(b.detach(), concat(batch, {K, N})));
+  if (needs_grad({a, b})) {
+    const bool grad_a = a.requires_grad(), grad_b = b.requires_grad();
+    SavedTensor save_a = grad_b ? SavedTensor(a) : SavedTensor();
+    SavedTensor save_b = grad_a ? SavedTensor(b) : SavedTensor();
+    Shape sa = a.sizes(), sb = b.sizes();
+    record_function(name, {a, b}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor ga, gb;
+      // dA = dC @ B^T and dB = A^T @ dC, summed over batch dims that were broadcast.
+      if (grad_a) ga = sum_to(matmul_nd(g[0], transpose(save_b.unpack(name), -1, -2), name), sa);
+      if (grad_b) gb = sum_to(matmul_nd(transpose(save_a.unpack(name), -1, -2), g[0], name), sb);
+      return std::vector<Tensor>{ga, gb};
+    });
+  }
+  return out;
+}
+
+// True when the leading dims of `t` (all but the last) merge into one without a copy, so
+// [..., M, K] @ [K, N] can run as one [(...)*M, K] @ [K, N] GEMM.
+bool foldable(const Tensor& t) {
+  for (int64_t d = 0; d + 2 < t.dim(); ++d)
+    if (t.size(d) != 1 && t.stride(d) != t.stride(d + 1) * t.size(d + 1)) return false;
+  return true;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "matmul");
+  BM_CHECK_VALUE(a.dim() >= 1 && b.dim() >= 1, "matmul", "both arguments need to be at least 1-D, got shapes ",
+                 shape_str(a.sizes()), " and ", shape_str(b.sizes()));
+  const int64_t kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+  check_inner(a, b, a.size(-1), kb, "matmul");
+  check_batch(a, b, "matmul");
+  const int64_t da = a.dim(), db = b.dim();
+  if (da == 1 && db == 1) return dot(a, b);
+  if (da == 2 && db == 1) return mv(a, b);
+  if (da == 1 && db == 2) return squeeze(matmul_nd(unsqueeze(a, 0), b, "mm"), 0);
+  if (da == 2 && db == 2) return matmul_nd(a, b, "mm");
+  if (da >= 3 && db <= 2 && foldable(a)) {
+    Shape lead(a.sizes().begin(), a.sizes().end() - 1);
+    const int64_t rows = shape_numel(lead);  // explicit: a -1 can't be inferred when K == 0
+    Tensor a2 = reshape(a, {rows, a.size(-1)});
+    Tensor r = matmul_nd(a2, db == 1 ? unsqueeze(b, 1) : b, "mm");
+    if (db == 2) lead.push_back(b.size(1));
+    return reshape(r, lead);
+  }
+  Tensor r = matmul_nd(da == 1 ? unsqueeze(a, 0) : a, db == 1 ? unsqueeze(b, 1) : b, "bmm");
+  if (da == 1) r = squeeze(r, -2);
+  if (db == 1) r = squeeze(r, -1);
+  return r;
+}
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "mm");
+  BM_CHECK_SHAPE(a.dim() == 2 && b.dim() == 2, "mm", "expected 2-D matrices, got shapes ", shape_str(a.sizes()),
+                 " and ", shape_str(b.sizes()));
+  check_inner(a, b, a.size(1), b.size(0), "mm");
+  return matmul_nd(a, b, "mm");
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "bmm");
+  BM_CHECK_SHAPE(a.dim() == 3 && b.dim() == 3, "bmm", "expected 3-D tensors, got shapes ", shape_str(a.sizes()),
+                 " and ", shape_str(b.sizes()));
+  BM_CHECK_SHAPE(a.size(0) == b.size(0), "bmm", "batch sizes differ: shapes ", shape_str(a.sizes()), " and ",
+                 shape_str(b.sizes()));
+  check_inner(a, b, a.size(2), b.size(1), "bmm");
+  return matmul_nd(a, b, "bmm");
+}
+
+Tensor mv(const Tensor& a, const Tensor& v) {
+  check_operands(a, v, "mv");
+  BM_CHECK_SHAPE(a.dim() == 2 && v.dim() == 1, "mv", "expected a 2-D matrix and a 1-D vector, got shapes ",
+                 shape_str(a.sizes()), " and ", shape_str(v.sizes()));
+  check_inner(a, v, a.size(1), v.size(0), "mv");
+  return squeeze(matmul_nd(a, unsqueeze(v, 1), "mv"), -1);
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "dot");
+  BM_CHECK_SHAPE(a.dim() == 1 && b.dim() == 1, "dot", "expected 1-D tensors, got shapes ", shape_str(a.sizes()),
+                 " and ", shape_str(b.sizes()));
+  check_inner(a, b, a.size(0), b.size(0), "dot");
+  Tensor out = Tensor::empty({}, a.dtype(), a.device());
+  // A [1, K] x [K, 1] GEMM written straight into the 0-d result.
+  gemm_kernel.get(a.device())(Tensor::make_view(out, {1, 1}, {1, 1}, out.offset()), unsqueeze(a.detach(), 0),
+                              unsqueeze(b.detach(), 1));
+  if (needs_grad({a, b})) {
+    const bool grad_a = a.requires_grad(), grad_b = b.requires_grad();
+    SavedTensor save_a = grad_b ? SavedTensor(a) : SavedTensor();
+    SavedTensor save_b = grad_a ? SavedTensor(b) : SavedTensor();
+    record_function("dot", {a, b}, {out}, [=](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{grad_a ? mul(g[0], save_b.unpack("dot")) : Tensor(),
+                                 grad_b ? mul(g[0], save_a.unpack("dot")) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) {
+  BM_CHECK_SHAPE(a.dim() == 1 && b.dim() == 1, "outer", "expected 1-D tensors, got shapes ", shape_str(a.sizes()),
+                 " and ", shape_str(b.sizes()));
+  return mul(unsqueeze(a, 1), unsqueeze(b, 0));  // broadcasting does it; backward comes free
+}
+
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  check_operands(input, weight, "linear");
+  BM_CHECK_SHAPE(input.dim() >= 1 && (weight.dim() == 1 || weight.dim() == 2), "linear",
+                 "expected input with >= 1 dims and a 1-D or 2-D weight, got shapes ", shape_str(input.sizes()),
+                 " and ", shape_str(weight.sizes()));
+  BM_CHECK_SHAPE(input.size(-1) == weight.size(-1), "linear", "input of shape ", shape_str(input.sizes()),
+                 " and weight of shape ", shape_str(weight.sizes()), " cannot be multiplied (in_features ",
+                 input.size(-1), " != ", weight.size(-1), ")");
+  Tensor y = matmul(input, weight.dim() == 2 ? transpose(weight, 0, 1) : weight);
+  if (!bias.defined()) return y;
+  BM_CHECK_DTYPE(bias.dtype() == input.dtype(), "linear", "bias has dtype ", dtype_name(bias.dtype()),
+                 ", input has ", dtype_name(input.dtype()));
+  bool fits = bias.dim() <= y.dim();
+  for (int64_t i = 1; fits && i <= bias.dim(); ++i) fits = bias.size(-i) == 1 || bias.size(-i) == y.size(-i);
+  BM_CHECK_SHAPE(fits, "linear", "bias of shape ", shape_str(bias.sizes()), " does not broadcast to the output shape ",
+                 shape_str(y.sizes()));
+  return add(y, bias);
+}
+
+Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, const Scalar& beta, const Scalar& alpha) {
+  Tensor r = mm(m1, m2);
+  BM_CHECK_SHAPE(broadcast_shapes(r.sizes(), input.sizes(), "addmm") == r.sizes(), "addmm", "input of shape ",
+                 shape_str(input.sizes()), " does not broadcast to the product's shape ", shape_str(r.sizes()));
+  if (alpha.to<double>() != 1.0) r = mul(r, alpha);
+  if (beta.to<double>() == 0.0) return add(r, zeros(input.sizes(), r.dtype(), r.device()));  // input ignored
+  return add(r, beta.to<double>() == 1.0 ? input : mul(input, beta));
+}
+
+}  // namespace bigmodel

@@ -1,0 +1,189 @@
+"""bm.nn.functional: PyTorch-style functions over the ops bound in bigmodel._C.
+
+Most are thin wrappers: tensors go positionally and options go by keyword only when they
+differ from the default, so the call matches the C++ binding whatever its argument names.
+A few (dropout, one_hot, silu, ...) fall back to a composition of simpler ops when the
+C++ core does not provide them.
+"""
+from .. import _C
+
+
+def _op(name):
+    fn = getattr(_C, name, None)
+    if fn is None:
+        raise NotImplementedError(f"[{name}] is not available in this build of bigmodel._C")
+    return fn
+
+
+def _call(name, *tensors, **options):
+    """_C.<name>(*tensors, **options), passing only options that were given (not None)."""
+    return _op(name)(*tensors, **{k: v for k, v in options.items() if v is not None})
+
+
+def _reduction(size_average, reduce, reduction):
+    # The legacy size_average/reduce flags map onto `reduction`, as in PyTorch.
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return ("mean" if size_average else "sum") if reduce else "none"
+
+
+def _check_reduction(op, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"[{op}] reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# ------------------------------------------------------------------ activations
+def relu(input, inplace=False):
+    if inplace and hasattr(_C, "relu_"):
+        return _C.relu_(input)
+    return _op("relu")(input)
+
+
+def relu_(input):
+    return relu(input, inplace=True)
+
+
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"[gelu] approximate must be 'none' or 'tanh', got {approximate!r}")
+    if approximate == "none":
+        return _op("gelu")(input)
+    return _op("gelu")(input, approximate=approximate)
+
+
+def silu(input, inplace=False):
+    if hasattr(_C, "silu"):
+        return _C.silu(input)
+    return input * _op("sigmoid")(input)
+
+
+def sigmoid(input):
+    return _op("sigmoid")(input)
+
+
+def tanh(input):
+    return _op("tanh")(input)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _op("leaky_relu")(input, negative_slope)
+
+
+def _softmax_dim(op, input, dim):
+    if dim is None:
+        raise TypeError(f"[{op}] dim must be given (implicit dim is deprecated in PyTorch too)")
+    return dim
+
+
+def softmax(input, dim=None, dtype=None):
+    dim = _softmax_dim("softmax", input, dim)
+    if dtype is not None:
+        input = input.to(dtype)
+    return _op("softmax")(input, dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    dim = _softmax_dim("log_softmax", input, dim)
+    if dtype is not None:
+        input = input.to(dtype)
+    return _op("log_softmax")(input, dim)
+
+
+# ------------------------------------------------------------------ linear / embedding
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias, with weight of shape [out_features, in_features]."""
+    if hasattr(_C, "linear"):
+        return _C.linear(input, weight, bias) if bias is not None else _C.linear(input, weight)
+    out = _op("matmul")(input, weight.t())
+    return out + bias if bias is not None else out
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("[embedding] max_norm, scale_grad_by_freq and sparse are not supported")
+    if padding_idx is None:
+        return _op("embedding")(input, weight)
+    return _op("embedding")(input, weight, padding_idx=padding_idx)
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 tensor of shape [*tensor.shape, num_classes] with a 1 at each class index."""
+    if tensor.is_floating_point():
+        raise TypeError(f"[one_hot] expected an integer tensor, got {tensor.dtype}")
+    if hasattr(_C, "one_hot"):
+        return _C.one_hot(tensor, num_classes)
+    import numpy as np
+    idx = tensor.detach().cpu().numpy().astype(np.int64)
+    if idx.size and idx.min() < 0:
+        raise IndexError("[one_hot] class values must be non-negative")
+    n = int(idx.max()) + 1 if num_classes < 0 and idx.size else (num_classes if num_classes >= 0 else 0)
+    if idx.size and idx.max() >= n:
+        raise IndexError(f"[one_hot] class value {int(idx.max())} is out of range for num_classes={n}")
+    out = (idx[..., None] == np.arange(n)).astype(np.int64)
+    res = _C._from_numpy_copy(np.ascontiguousarray(out))
+    return res.to(tensor.device) if not tensor.is_cpu else res
+
+
+# ------------------------------------------------------------------ dropout
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"[dropout] probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    if hasattr(_C, "dropout"):
+        return _C.dropout(input, p, training)
+    keep = (_op("rand_like")(input) >= p).to(input.dtype)
+    return input * keep * (1.0 / (1.0 - p))
+
+
+# ------------------------------------------------------------------ losses
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Softmax cross entropy of logits [N, C] (or [N, C, d...]) against class indices or probabilities."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"[cross_entropy] label_smoothing must be in [0, 1], got {label_smoothing}")
+    return _call("cross_entropy", input, target, weight=weight,
+                 ignore_index=None if ignore_index == -100 else ignore_index,
+                 reduction=None if reduction == "mean" else reduction,
+                 label_smoothing=None if label_smoothing == 0.0 else label_smoothing)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("nll_loss", reduction)
+    return _call("nll_loss", input, target, weight=weight,
+                 ignore_index=None if ignore_index == -100 else ignore_index,
+                 reduction=None if reduction == "mean" else reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("mse_loss", reduction)
+    return _call("mse_loss", input, target, reduction=None if reduction == "mean" else reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("l1_loss", reduction)
+    return _call("l1_loss", input, target, reduction=None if reduction == "mean" else reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    return _call("binary_cross_entropy_with_logits", input, target, weight=weight,
+                 reduction=None if reduction == "mean" else reduction, pos_weight=pos_weight)
+
+
+__all__ = ["relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax",
+           "linear", "embedding", "one_hot", "dropout", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
+           "binary_cross_entropy_with_logits"]

@@ -1,0 +1,51 @@
+"""nn.Linear and nn.Identity: the affine layer y = x W^T + b, initialised as in PyTorch."""
+import math
+
+from . import functional as F
+from . import init
+from .module import Module
+from .parameter import Parameter
+from ._util import empty_param_data
+
+
+class Identity(Module):
+    """Returns its input unchanged (accepts and ignores constructor arguments)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape [out_features, in_features].
+
+    W and b are drawn from U(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default
+    (kaiming_uniform_ with a=sqrt(5) for W).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        if in_features < 0 or out_features < 0:
+            raise ValueError(f"[Linear] in_features and out_features must be >= 0, got {in_features}, {out_features}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(empty_param_data(out_features, in_features, dtype=dtype, device=device))
+        if bias:
+            self.bias = Parameter(empty_param_data(out_features, dtype=dtype, device=device))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -1,0 +1,394 @@
+"""nn.Module: the base class of every layer. Registers parameters, buffers and submodules
+assigned as attributes; walks them (named_parameters, modules, ...); state_dict save/load;
+train/eval; dtype/device conversion.
+"""
+from collections import OrderedDict, namedtuple
+
+from .. import _C
+from .._autograd import no_grad
+from .parameter import Parameter, is_parameter, _mark
+
+
+class StateDictError(RuntimeError, ValueError):
+    """load_state_dict found missing/unexpected keys or mismatched shapes.
+
+    A RuntimeError as in PyTorch, and a ValueError as bigmodel reports bad arguments.
+    """
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _shape(t):
+    return tuple(t.shape)
+
+
+class Module:
+    """Base class for layers: subclasses set attributes in __init__ and define forward()."""
+
+    training = True
+
+    def __init__(self):
+        # object.__setattr__ bypasses our registration logic for the bookkeeping dicts.
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+
+    # ---------------------------------------------------------------- registration
+    def _check_init(self):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"[Module] {type(self).__name__}.__init__ must call super().__init__() before assigning attributes")
+
+    def register_parameter(self, name, param):
+        """Adds a parameter (a tensor made by nn.Parameter, or None) under `name`."""
+        self._check_init()
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"[register_parameter] invalid parameter name {name!r}")
+        if hasattr(self, name) and name not in self._parameters:
+            raise KeyError(f"[register_parameter] attribute '{name}' already exists")
+        if param is not None and not isinstance(param, _C.Tensor):
+            raise TypeError(f"[register_parameter] cannot assign {type(param).__name__} as parameter "
+                            f"'{name}' (nn.Parameter or None expected)")
+        if param is not None and not is_parameter(param):
+            _mark(param)  # an explicitly registered tensor counts as a parameter from now on
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Adds a tensor that is state but not a parameter (e.g. running statistics)."""
+        self._check_init()
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"[register_buffer] invalid buffer name {name!r}")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"[register_buffer] attribute '{name}' already exists")
+        if tensor is not None and not isinstance(tensor, _C.Tensor):
+            raise TypeError(f"[register_buffer] cannot assign {type(tensor).__name__} as buffer '{name}' "
+                            "(Tensor or None expected)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+
+    def add_module(self, name, module):
+        """Adds a child module under `name` (what attribute assignment does)."""
+        self._check_init()
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"[add_module] {type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str) or "." in name or name == "":
+            raise KeyError(f"[add_module] invalid module name {name!r}")
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        params = d.get("_parameters")
+        if is_parameter(value):
+            self._check_init()
+            self._remove_from(name, d, self._buffers, self._modules)
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"[Module] cannot assign {type(value).__name__} as parameter '{name}' "
+                                "(nn.Parameter or None expected)")
+            params[name] = None
+        elif isinstance(value, Module):
+            self._check_init()
+            self._remove_from(name, d, self._parameters, self._buffers)
+            self._modules[name] = value
+        elif d.get("_modules") is not None and name in self._modules:
+            if value is not None:
+                raise TypeError(f"[Module] cannot assign {type(value).__name__} as child module '{name}' "
+                                "(Module or None expected)")
+            self._modules[name] = None
+        elif d.get("_buffers") is not None and name in self._buffers:
+            if value is not None and not isinstance(value, _C.Tensor):
+                raise TypeError(f"[Module] cannot assign {type(value).__name__} as buffer '{name}' "
+                                "(Tensor or None expected)")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _remove_from(name, d, *dicts):
+        d.pop(name, None)
+        for dd in dicts:
+            dd.pop(name, None)
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: look in the registries.
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            reg = d.get(key)
+            if reg is not None and name in reg:
+                return reg[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for key in ("_parameters", "_buffers", "_modules"):
+            reg = self.__dict__.get(key)
+            if reg is not None and name in reg:
+                del reg[name]
+                self._non_persistent_buffers.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"[Module] {type(self).__name__} has no forward() method")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- traversal
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """Yields (dotted name, module) for this module and every descendant, once each."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is None:
+                continue
+            yield from m.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, get, prefix, recurse, remove_duplicate=True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in mods:
+            for name, v in get(m):
+                if v is None or (remove_duplicate and id(v) in seen):
+                    continue
+                seen.add(id(v))
+                yield mod_prefix + ("." if mod_prefix else "") + name, v
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """Yields (dotted name, parameter); a shared parameter appears once."""
+        yield from self._named_members(lambda m: m._parameters.items(), prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members(lambda m: m._buffers.items(), prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def get_submodule(self, target):
+        m = self
+        for part in target.split(".") if target else []:
+            if part not in m._modules or m._modules[part] is None:
+                raise AttributeError(f"[get_submodule] {type(m).__name__} has no submodule '{part}'")
+            m = m._modules[part]
+        return m
+
+    def get_parameter(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters:
+            raise AttributeError(f"[get_parameter] {type(m).__name__} has no parameter '{name}'")
+        return m._parameters[name]
+
+    def apply(self, fn):
+        """Calls fn(module) on every child (recursively) and then on self; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError("[train] training mode is expected to be a bool")
+        object.__setattr__(self, "training", mode)
+        for m in self.children():
+            m.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Clears .grad of every parameter: to None (default) or to zeros in place."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                g = p.grad
+                g.zero_()
+
+    # ---------------------------------------------------------------- conversion
+    def _apply(self, fn):
+        """Replaces every parameter/buffer t with fn(t) (a new Parameter for parameters)."""
+        for m in self.modules():
+            for name, p in list(m._parameters.items()):
+                if p is None:
+                    continue
+                with no_grad():
+                    new = fn(p.detach())
+                grad = p.grad
+                newp = Parameter(new, requires_grad=p.requires_grad) if new is not p else p
+                if grad is not None:
+                    with no_grad():
+                        newp.grad = fn(grad)
+                m._parameters[name] = newp
+            for name, b in list(m._buffers.items()):
+                if b is not None:
+                    with no_grad():
+                        m._buffers[name] = fn(b)
+        return self
+
+    def to(self, *args, **kwargs):
+        """to(dtype) / to(device) / to(device, dtype): converts floating parameters and buffers.
+
+        Like PyTorch, integer buffers keep their dtype; parameters become new tensors, so
+        build the optimizer after calling to().
+        """
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"[Module.to] unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, _C.dtype):
+                dtype = a
+            elif isinstance(a, _C.Tensor):
+                dtype, device = a.dtype, a.device
+            elif a is not None:
+                device = a
+        if dtype is not None and not dtype.is_floating_point:
+            raise TypeError(f"[Module.to] only floating point dtypes are accepted, got {dtype}")
+
+        def convert(t):
+            target = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
+            kw = {"dtype": target}
+            if device is not None:
+                kw["device"] = device
+            out = t.to(**kw)
+            return out
+        return self._apply(convert)
+
+    def float(self):
+        return self.to(_C.dtype.float32)
+
+    def double(self):
+        return self.to(_C.dtype.float64)
+
+    def half(self):
+        return self.to(_C.dtype.float16)
+
+    def bfloat16(self):
+        return self.to(_C.dtype.bfloat16)
+
+    def cpu(self):
+        return self.to(device="cpu")
+
+    def cuda(self, device=None):
+        return self.to(device=device if device is not None else "cuda")
+
+    # ---------------------------------------------------------------- state dict
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """OrderedDict of dotted name -> tensor (parameters and persistent buffers), detached."""
+        out = OrderedDict() if destination is None else destination
+        for mod_prefix, m in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
+            base = mod_prefix + "." if mod_prefix else ""
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[base + name] = p if keep_vars else p.detach()
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent_buffers:
+                    out[base + name] = b if keep_vars else b.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies tensors from `state_dict` into this module's parameters and buffers in place.
+
+        Everything is checked before anything is copied, so a failed load changes nothing.
+        strict=True: missing or unexpected keys are errors. Returns (missing_keys, unexpected_keys).
+        """
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"[load_state_dict] expected a dict-like state_dict, got {type(state_dict).__name__}")
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict:
+            if missing:
+                errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ".")
+            if unexpected:
+                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ".")
+        pairs = []
+        for k, dst in own.items():
+            if k not in state_dict:
+                continue
+            src = state_dict[k]
+            if not isinstance(src, _C.Tensor):
+                errors.append(f'While copying "{k}": expected a Tensor, got {type(src).__name__}.')
+            elif _shape(src) != _shape(dst):
+                errors.append(f'size mismatch for {k}: copying a param with shape {list(src.shape)} from '
+                              f'checkpoint, the shape in current model is {list(dst.shape)}.')
+            else:
+                pairs.append((dst, src))
+        if errors:
+            raise StateDictError(f"[load_state_dict] Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                                 + "\n\t".join(errors))
+        with no_grad():
+            for dst, src in pairs:
+                dst.detach().copy_(src.detach())
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---------------------------------------------------------------- repr
+    def extra_repr(self):
+        """One-line description of this module's own settings (subclasses override)."""
+        return ""
+
+    def __repr__(self):
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines = extra.split("\n")
+        for name, m in self._modules.items():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {child}")
+        head = type(self).__name__ + "("
+        if not lines:
+            return head + ")"
+        if len(lines) == 1 and not self._modules:
+            return head + lines[0] + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+__all__ = ["Module", "StateDictError", "IncompatibleKeys"]

@@ -1,0 +1,135 @@
+"""optim.Optimizer: parameter groups with per-group options, per-parameter state, zero_grad,
+and state_dict/load_state_dict in PyTorch's layout (parameters referred to by index).
+"""
+import copy
+from collections import defaultdict
+
+from .. import _C
+from .._autograd import no_grad
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Base class: subclasses pass their defaults dict and implement step()."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = defaultdict(dict)  # keyed by the parameter tensor itself (hashed by identity)
+        self.param_groups = []
+        if isinstance(params, _C.Tensor):
+            raise TypeError("[optim] params argument given to the optimizer should be an iterable of Tensors "
+                            "or dicts, but got a Tensor")
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("[optim] optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group):
+        """Adds a group {"params": [...], option: value, ...}; unset options take the defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"[optim] param group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group["params"]
+        params = [params] if isinstance(params, _C.Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, _C.Tensor):
+                raise TypeError(f"[optim] optimizer can only optimize Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("[optim] can't optimize a non-leaf Tensor")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("[optim] optimizer contains a parameter group with duplicate parameters")
+        group["params"] = params
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"[optim] parameter group didn't specify a value of required option '{name}'")
+            group.setdefault(name, default)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("[optim] some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    g = p.grad
+                    g.zero_()
+
+    def step(self, closure=None):
+        raise NotImplementedError(f"[optim] {type(self).__name__} does not implement step()")
+
+    def _params(self):
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self):
+        """{'state': {index: {name: value}}, 'param_groups': [{options..., 'params': [index...]}]}."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        groups = []
+        for g in self.param_groups:
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = [index[id(p)] for p in g["params"]]
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restores options and per-parameter state (tensors are copied, cast to the parameter's dtype)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"[optim] loaded state dict has {len(groups)} parameter groups, "
+                             f"the optimizer has {len(self.param_groups)}")
+        for i, (saved, own) in enumerate(zip(groups, self.param_groups)):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(f"[optim] loaded state dict has a group ({i}) of {len(saved['params'])} parameters "
+                                 f"where the optimizer's group has {len(own['params'])}")
+        id_map = {}
+        for saved, own in zip(groups, self.param_groups):
+            for idx, p in zip(saved["params"], own["params"]):
+                id_map[idx] = p
+        new_state = defaultdict(dict)
+        for idx, s in state_dict["state"].items():
+            if idx not in id_map:
+                raise ValueError(f"[optim] loaded state refers to parameter index {idx}, which does not exist")
+            p = id_map[idx]
+            new_state[p] = {k: self._cast_state(p, k, v) for k, v in s.items()}
+        self.state = new_state
+        for saved, own in zip(groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = copy.deepcopy(v)
+
+    @staticmethod
+    def _cast_state(param, key, value):
+        if not isinstance(value, _C.Tensor):
+            return copy.deepcopy(value)
+        with no_grad():
+            v = value.detach()
+            if key != "step" and v.is_floating_point():
+                v = v.to(dtype=param.dtype, device=param.device)
+            return v.clone()
+
+    def __repr__(self):
+        lines = [type(self).__name__ + " ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(k for k in g if k != "params"):
+                lines.append(f"    {k}: {g[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+__all__ = ["Optimizer", "required"]

@@ -1,0 +1,61 @@
+"""optim.SGD: stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+The update is PyTorch's, step for step:
+    g = grad (negated when maximize) + weight_decay * p
+    buf = g on the first step, else momentum * buf + (1 - dampening) * g
+    g = g + momentum * buf (Nesterov) or buf
+    p -= lr * g
+"""
+from .._autograd import no_grad
+from .optimizer import Optimizer, required
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False):
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"[SGD] invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"[SGD] invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"[SGD] invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("[SGD] Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Updates every parameter that has a gradient; returns closure() when one is given."""
+        loss = None
+        if closure is not None:
+            from .._autograd import enable_grad
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+                weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+                for p in group["params"]:
+                    grad = p.grad
+                    if grad is None:
+                        continue
+                    d_p = grad.detach()
+                    if maximize:
+                        d_p = d_p * -1.0
+                    if weight_decay != 0:
+                        d_p = d_p.add(p.detach(), alpha=weight_decay)
+                    if momentum != 0:
+                        state = self.state[p]
+                        buf = state.get("momentum_buffer")
+                        if buf is None:
+                            buf = d_p.clone()
+                            state["momentum_buffer"] = buf
+                        else:
+                            buf.mul_(momentum).add_(d_p, alpha=1 - dampening)
+                        d_p = d_p.add(buf, alpha=momentum) if nesterov else buf
+                    p.detach().add_(d_p, alpha=-lr)
+        return loss
+
+
+__all__ = ["SGD"]
