@@ -135,9 +135,14 @@ void check_inplace(const Tensor& self, const char* op) {
 
 void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
                     BackwardFn fn) {
-  BM_CHECK_RUNTIME(!self.is_view(), name,
-                   "in-place operations on views of tensors that require grad are not supported; "
-                   "use the out-of-place form");
+  // Writing through a view would leave the base (and its other views) with a stale
+  // history, so it is refused. A view nobody else aliases (an op's reshaped result) is
+  // just a tensor: it forgets its base and goes on.
+  auto& base = self.impl()->base;
+  if (base && base.use_count() == 1) base.reset();
+  BM_CHECK_RUNTIME(!base, name,
+                   "in-place operations that need gradients are not supported on views of other "
+                   "tensors (the base would miss the history); use the out-of-place form");
   record_function(name, inputs, {self}, std::move(fn));
 }
 

@@ -38,7 +38,14 @@ ReducePlan plan_reduction(const Tensor& self, const std::vector<int64_t>& dims, 
     p.perm.push_back(d);
     p.cols *= self.size(d);
   }
-  // A matrix view [rows, cols] of the input with the reduced dims last.
+  // A matrix view [rows, cols] of the input with the reduced dims last. The common case
+  // (reduced dims already last, input contiguous) is a plain view: no permute, no copy.
+  bool identity = true;
+  for (size_t i = 0; i < p.perm.size(); ++i) identity = identity && p.perm[i] == static_cast<int64_t>(i);
+  if (identity && self.is_contiguous()) {
+    p.matrix = Tensor::make_view(self, {p.rows, p.cols}, {p.cols, 1}, self.offset());
+    return p;
+  }
   Tensor moved = permute(self.detach(), p.perm);
   p.matrix = reshape(contiguous(moved), {p.rows, p.cols});
   return p;
@@ -55,9 +62,10 @@ Tensor unplan_matrix(const Tensor& matrix, const ReducePlan& plan) {
 }
 
 Tensor reduce_raw(ReduceOp op, const ReducePlan& plan, DType out_dtype, Device device) {
-  Tensor out = Tensor::empty({plan.rows}, out_dtype, device);
-  reduce_kernel.get(device)(op, out, plan.matrix);
-  return reshape(out, plan.out_shape);
+  // The result is allocated in its final shape (not a view), and the kernel sees it flat.
+  Tensor out = Tensor::empty(plan.out_shape, out_dtype, device);
+  reduce_kernel.get(device)(op, Tensor::make_view(out, {plan.rows}, {1}, 0), plan.matrix);
+  return out;
 }
 
 namespace {

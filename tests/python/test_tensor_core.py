@@ -103,3 +103,18 @@ def test_numpy_of_bfloat16_and_grad_tensor_raise():
         bm.tensor([1.0]).bfloat16().numpy()
     with pytest.raises(RuntimeError, match="requires grad"):
         bm.tensor([1.0], requires_grad=True).numpy()
+
+
+def test_inplace_through_view_that_needs_grad_is_refused_not_wrong():
+    z = bm.tensor([1.0, 2.0], requires_grad=True)
+    x = bm.zeros(3)
+    with pytest.raises(RuntimeError, match="views"):
+        x.narrow(0, 0, 2).copy_(z)  # x would silently miss z's history
+
+
+def test_inplace_on_op_results_is_allowed():
+    x = bm.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=bm.float64, requires_grad=True)
+    s = x.sum(dim=1)  # a fresh result, even if built through a reshape
+    s.mul_(3.0)
+    s.sum().backward()
+    assert x.grad.tolist() == [[3.0, 3.0], [3.0, 3.0]]
