@@ -101,6 +101,9 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
   m.def("from_numpy", &from_numpy, "A CPU tensor sharing memory with a NumPy array");
   m.def("_from_numpy_copy", [](const py::array& a) { return clone(from_numpy(a)); });
 
+  // Tensor(t) aliases t (same storage, no history); it lets Python subclass Tensor
+  // (nn.Parameter), as bm.tensor(...) is the way to build a tensor from data.
+  cls.def(py::init([](const Tensor& t) { return t.detach(); }), py::arg("data"));
   cls.def_property_readonly("_is_bigmodel_tensor", [](const Tensor&) { return true; })
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.sizes())); })
       .def_property_readonly("dtype", &Tensor::dtype)
@@ -200,15 +203,21 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
       .def_property_readonly("grad_fn", &Tensor::grad_fn)
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
       .def_property_readonly("retains_grad", &Tensor::retains_grad)
+      // t.data = src makes t alias src's memory, shape and dtype while t keeps its identity
+      // and autograd flags (how Module.to() converts parameters in place, as in PyTorch).
       .def_property("data", [](const Tensor& t) { return t.detach(); },
                     [](Tensor& t, const Tensor& src) {
-                      NoGradGuard g;
-                      BM_CHECK_SHAPE(src.sizes() == t.sizes() && src.dtype() == t.dtype(), "data",
-                                     "assigned data has shape ", shape_str(src.sizes()), " and dtype ",
-                                     dtype_name(src.dtype()), "; the tensor has shape ",
-                                     shape_str(t.sizes()), " and dtype ", dtype_name(t.dtype()));
-                      Tensor d = t.detach();
-                      copy_(d, src);
+                      TensorImpl* impl = t.impl();
+                      Tensor g = t.grad();
+                      const bool keep_grad = g.defined() && g.sizes() == src.sizes() && g.dtype() == src.dtype() &&
+                                             g.device() == src.device();
+                      impl->storage = src.storage();
+                      impl->sizes = src.sizes();
+                      impl->strides = src.strides();
+                      impl->offset = src.offset();
+                      impl->dtype = src.dtype();
+                      impl->base = nullptr;
+                      if (!keep_grad && g.defined()) t.set_grad(Tensor());
                     })
       .def("backward", [](const Tensor& t, py::object gradient, bool retain_graph) {
         t.backward(gradient.is_none() ? Tensor() : gradient.cast<Tensor>(), retain_graph);

@@ -413,3 +413,20 @@ def test_mlp_fits_synthetic_problem():
     with bm.no_grad():
         pred = model(xt).numpy().argmax(1)
     assert (pred == y).mean() > 0.9
+
+
+def test_parameter_is_a_tensor_subclass_and_conversion_keeps_identity():
+    lin = nn.Linear(3, 2)
+    w = lin.weight
+    assert isinstance(w, nn.Parameter) and isinstance(w, bm.Tensor)
+    assert repr(w).startswith("Parameter containing:\ntensor(")
+    opt = bm.optim.SGD(lin.parameters(), lr=0.1)
+    lin.double()
+    assert lin.weight is w and w.dtype == bm.float64 and w.requires_grad
+    lin(bm.ones(1, 3, dtype=bm.float64)).sum().backward()
+    before = w.detach().clone()
+    opt.step()  # the optimizer built before .double() still updates the same object
+    assert not np.allclose(before.numpy(), w.detach().numpy())
+    with pytest.raises(TypeError, match="nn.Parameter"):
+        lin.register_parameter("extra", bm.ones(2))
+    assert not isinstance(bm.ones(2), nn.Parameter)

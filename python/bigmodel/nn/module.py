@@ -6,7 +6,7 @@ from collections import OrderedDict, namedtuple
 
 from .. import _C
 from .._autograd import no_grad
-from .parameter import Parameter, is_parameter, _mark
+from .parameter import Parameter, is_parameter
 
 
 class StateDictError(RuntimeError, ValueError):
@@ -53,7 +53,8 @@ class Module:
             raise TypeError(f"[register_parameter] cannot assign {type(param).__name__} as parameter "
                             f"'{name}' (nn.Parameter or None expected)")
         if param is not None and not is_parameter(param):
-            _mark(param)  # an explicitly registered tensor counts as a parameter from now on
+            raise TypeError(f"[register_parameter] cannot assign a plain Tensor as parameter '{name}' "
+                            "(nn.Parameter or None expected); wrap it: nn.Parameter(t)")
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
@@ -253,19 +254,16 @@ class Module:
 
     # ---------------------------------------------------------------- conversion
     def _apply(self, fn):
-        """Replaces every parameter/buffer t with fn(t) (a new Parameter for parameters)."""
+        """Converts every parameter in place (p.data = fn(p)) and replaces every buffer with fn(b)."""
         for m in self.modules():
             for name, p in list(m._parameters.items()):
                 if p is None:
                     continue
-                with no_grad():
-                    new = fn(p.detach())
                 grad = p.grad
-                newp = Parameter(new, requires_grad=p.requires_grad) if new is not p else p
-                if grad is not None:
-                    with no_grad():
-                        newp.grad = fn(grad)
-                m._parameters[name] = newp
+                with no_grad():
+                    p.data = fn(p.detach())  # same Parameter object: optimizers keep working
+                    if grad is not None:
+                        p.grad = fn(grad)
             for name, b in list(m._buffers.items()):
                 if b is not None:
                     with no_grad():
