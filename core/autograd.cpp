@@ -125,24 +125,37 @@ void record_function(const char* name, const std::vector<Tensor>& inputs,
   }
 }
 
-void check_inplace(const Tensor& self, const char* op) {
-  if (GradMode::is_enabled() && self.requires_grad()) {
-    BM_CHECK_RUNTIME(!self.is_leaf(), op,
-                     "a leaf tensor that requires grad is being used in an in-place operation");
+namespace {
+
+// Writing through a view would leave the base (and its other views) with a stale
+// history, so it is refused. A view nobody else aliases (an op's reshaped result) is
+// just a tensor: it forgets its base and goes on.
+void ensure_history_rebasable(const Tensor& self, const char* name) {
+  auto& base = self.impl()->base;
+  if (base && base.use_count() == 1) base.reset();
+  BM_CHECK_RUNTIME(!base, name,
+                   "in-place operations that need gradients are not supported on views of other "
+                   "tensors (the base would miss the history); use the out-of-place form");
+}
+
+}  // namespace
+
+void check_inplace(const Tensor& self, const char* op, const std::vector<Tensor>& sources) {
+  if (GradMode::is_enabled()) {
+    if (self.requires_grad()) {
+      BM_CHECK_RUNTIME(!self.is_leaf(), op,
+                       "a leaf tensor that requires grad is being used in an in-place operation");
+    }
+    bool grad = self.requires_grad();
+    for (const Tensor& t : sources) grad = grad || (t.defined() && t.requires_grad());
+    if (grad) ensure_history_rebasable(self, op);
   }
   self.bump_version();
 }
 
 void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
                     BackwardFn fn) {
-  // Writing through a view would leave the base (and its other views) with a stale
-  // history, so it is refused. A view nobody else aliases (an op's reshaped result) is
-  // just a tensor: it forgets its base and goes on.
-  auto& base = self.impl()->base;
-  if (base && base.use_count() == 1) base.reset();
-  BM_CHECK_RUNTIME(!base, name,
-                   "in-place operations that need gradients are not supported on views of other "
-                   "tensors (the base would miss the history); use the out-of-place form");
+  ensure_history_rebasable(self, name);
   record_function(name, inputs, {self}, std::move(fn));
 }
 

@@ -128,7 +128,9 @@ void record_function(const char* name, const std::vector<Tensor>& inputs,
 
 // Called by every in-place op on `self` before it writes: checks that the write is legal
 // for autograd (no leaf requiring grad in grad mode) and bumps the version counter.
-void check_inplace(const Tensor& self, const char* op);
+// `sources` are the other inputs of the op: if any needs grad, a view `self` is refused
+// here, before anything is written.
+void check_inplace(const Tensor& self, const char* op, const std::vector<Tensor>& sources = {});
 // After an in-place op whose inputs need grad: `self` gets a new grad_fn.
 void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
                     BackwardFn fn);

@@ -94,7 +94,7 @@ Tensor& masked_fill_inplace(Tensor& self, const Tensor& mask, const Tensor& valu
   BM_CHECK_DEVICE(mask.device() == self.device() && value.device() == self.device(), "masked_fill_",
                   "expected all tensors on one device");
   const bool grad = is_floating(self.dtype()) && needs_grad({self, value});
-  check_inplace(self, "masked_fill_");
+  check_inplace(self, "masked_fill_", {value});
   where_kernel.get(self.device())(self, expand(mask, shape), expand(to(value.detach(), self.dtype()), shape), self);
   if (grad) {
     SavedTensor save_mask(mask);

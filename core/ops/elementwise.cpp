@@ -124,7 +124,7 @@ void inplace_arith(BinaryOp op, Tensor& self, const Tensor& other, const char* n
   const bool keep_self = grad && (op == BinaryOp::Mul || op == BinaryOp::Div) && other.requires_grad();
   Tensor self_before = keep_self ? clone(self.detach()) : Tensor();
   Tensor result = binary_raw(op, self, other, r, name);
-  check_inplace(self, name);
+  check_inplace(self, name, {other});
   copy_kernel.get(self.device())(self, result);
   if (grad) {
     Shape so = other.sizes();
@@ -166,12 +166,12 @@ Tensor& inplace_generic(Tensor& self, const Tensor& other, DType r, const char* 
                  " doesn't match the broadcast shape ", shape_str(shape));
   if (!needs_grad({self, other})) {
     Tensor result = compute(self.detach(), other.detach());
-    check_inplace(self, name);
+    check_inplace(self, name, {other});
     copy_kernel.get(self.device())(self, result);
     return self;
   }
   Tensor result = compute(clone(self), other);
-  check_inplace(self, name);
+  check_inplace(self, name, {other});
   copy_kernel.get(self.device())(self, result);
   DType rdt = result.dtype();
   rebase_history(self, name, {result}, [rdt](const std::vector<Tensor>& g) {

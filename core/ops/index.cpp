@@ -385,7 +385,7 @@ Tensor& advanced_index_put_(Tensor& self, const std::vector<Tensor>& indices, co
   std::vector<Tensor> idx = expand_masks(self, indices, op);
   AdvancedPlan plan = plan_advanced(self, idx, op);
   Tensor v = values_for(values, plan.result, self.dtype(), op);
-  check_inplace(self, op);
+  check_inplace(self, op, {values});
   index_scatter_kernel.get(self.device())(plan.src, v, plan.offsets, 1, -1, accumulate);
   if (needs_grad({self, values})) {
     auto saved = save_all(idx);
@@ -425,7 +425,7 @@ Tensor& index_put_(Tensor& self, const std::vector<TensorIndex>& indices, const 
     r = apply_indices(self, indices);
   }
   const bool grad = needs_grad({self, values});
-  check_inplace(self, "index_put_");
+  check_inplace(self, "index_put_", {values});
   {
     NoGradGuard no_grad;
     write_region(r, values.detach());
@@ -508,7 +508,7 @@ Tensor gather(const Tensor& self, int64_t dim, const Tensor& index) {
 Tensor& scatter_add_(Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "scatter_add_";
   const int64_t d = check_scatter(self, dim, index, &src, op);
-  check_inplace(self, op);
+  check_inplace(self, op, {src});
   scatter_raw(self, d, index, src.detach(), /*accumulate=*/true);
   if (needs_grad({self, src})) {
     SavedTensor saved(index);
@@ -528,7 +528,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
 Tensor& scatter_(Tensor& self, int64_t dim, const Tensor& index, const Tensor& src) {
   const char* op = "scatter_";
   const int64_t d = check_scatter(self, dim, index, &src, op);
-  check_inplace(self, op);
+  check_inplace(self, op, {src});
   scatter_raw(self, d, index, src.detach(), /*accumulate=*/false);
   if (needs_grad({self, src})) {
     SavedTensor saved(index);
@@ -579,7 +579,7 @@ Tensor& index_add_(Tensor& self, int64_t dim, const Tensor& index, const Tensor&
   BM_CHECK_SHAPE(ok, op, "source of shape ", shape_str(source.sizes()), " does not match the input of shape ",
                  shape_str(self.sizes()), " with ", index.numel(), " indices along dim ", d);
   check_index_range(index, s.size(d), false, op, d);
-  check_inplace(self, op);
+  check_inplace(self, op, {source});
   if (src.numel() > 0) {
     if (!(alpha.to_double() == 1.0)) src = mul(src, alpha);
     Shape ix_strides(s.dim(), 0);

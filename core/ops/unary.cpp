@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/autograd.h"
+#include "core/ops/copy_kernels.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/view.h"
@@ -121,6 +122,13 @@ Tensor unary_op(UnaryOp op, const Tensor& x, const Scalar& p0 = Scalar(), const 
   return out;
 }
 
+// True when several elements of t share memory (a stride-0 dim of size > 1).
+bool has_internal_overlap(const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.stride(d) == 0 && t.size(d) > 1) return true;
+  return false;
+}
+
 Tensor& unary_inplace(UnaryOp op, Tensor& x, const char* name, const Scalar& p0 = Scalar(),
                       const Scalar& p1 = Scalar()) {
   const UnaryInfo& i = info(op);
@@ -130,13 +138,19 @@ Tensor& unary_inplace(UnaryOp op, Tensor& x, const char* name, const Scalar& p0 
   if (i.kind == Kind::Logical && x.dtype() != DType::Bool) {  // e.g. float logical_not_: 0/1 values
     Tensor r = unary_op(op, x);
     check_inplace(x, name);
-    copy_(x, r);
+    copy_kernel.get(x.device())(x, r);
     return x;
   }
   const bool grad = i.differentiable && is_floating(x.dtype()) && needs_grad({x});
   Tensor before = grad && i.saves == Saves::Input ? clone(x.detach()) : Tensor();
   check_inplace(x, name);
-  unary_kernel.get(x.device())(op, x, x, p0, p1);
+  if (has_internal_overlap(x)) {  // an expanded x: apply op once per memory location
+    Tensor tmp = Tensor::empty(x.sizes(), x.dtype(), x.device());
+    unary_kernel.get(x.device())(op, tmp, x, p0, p1);
+    copy_kernel.get(x.device())(x, tmp);
+  } else {
+    unary_kernel.get(x.device())(op, x, x, p0, p1);
+  }
   if (grad) {
     SavedTensor saved(i.saves == Saves::Input ? before : x);
     rebase_history(x, name, {x}, [=](const std::vector<Tensor>& g) {

@@ -359,7 +359,7 @@ Tensor& copy_(Tensor& self, const Tensor& src) {
   BM_CHECK_DEVICE(self.device() == src.device(), "copy_", "source is on ", src.device().str(),
                   ", destination on ", self.device().str());
   Tensor expanded = expand(src.detach(), self.sizes());
-  check_inplace(self, "copy_");
+  check_inplace(self, "copy_", {src});
   copy_kernel.get(self.device())(self, expanded);
   if (needs_grad({self, src})) {
     Shape src_sizes = src.sizes();

@@ -531,3 +531,13 @@ def test_half_precision_activations_large_tensor(rng):
         assert_close(bm.sigmoid(t), 1 / (1 + np.exp(-xq)), dtype=dtype)
         assert_close(bm.gelu(t), 0.5 * xq * (1 + _erf(xq / math.sqrt(2))), dtype=dtype)
         assert_close(bm.silu(t), xq / (1 + np.exp(-xq)), dtype=dtype)
+
+
+def test_inplace_on_expanded_tensor_applies_once():
+    base = bm.tensor([[0.5], [1.5]])
+    e = base.expand(2, 3)
+    e.exp_()  # each memory location holds one element value: exp applied once, not three times
+    assert_close(base, np.exp([[0.5], [1.5]]))
+    f = bm.tensor([2.0, -3.0])
+    f.logical_not_()
+    assert f.tolist() == [0.0, 0.0] and f.dtype == bm.float32

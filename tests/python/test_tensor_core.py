@@ -110,6 +110,11 @@ def test_inplace_through_view_that_needs_grad_is_refused_not_wrong():
     x = bm.zeros(3)
     with pytest.raises(RuntimeError, match="views"):
         x.narrow(0, 0, 2).copy_(z)  # x would silently miss z's history
+    assert x.tolist() == [0.0, 0.0, 0.0]  # refused before anything was written
+    y = z * 1
+    with pytest.raises(RuntimeError, match="views"):
+        y.narrow(0, 0, 1).exp_()
+    assert y.tolist() == [1.0, 2.0]
 
 
 def test_inplace_on_op_results_is_allowed():
