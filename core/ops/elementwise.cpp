@@ -102,8 +102,9 @@ Tensor arith(BinaryOp op, const Tensor& a, const Tensor& b, DType compute) {
   return out;
 }
 
+// A Python number as a 0-d tensor, made directly in the dtype the op will compute in.
 Tensor wrap_scalar(const Tensor& like, const Scalar& s) {
-  return scalar_tensor(s, s.default_dtype(), like.device());
+  return scalar_tensor(s, result_type(like, s), like.device());
 }
 
 DType arith_dtype(BinaryOp op, DType promoted, const char* name) {
@@ -273,8 +274,11 @@ Tensor binary_op_nograd(BinaryOp op, const Tensor& a, const Tensor& b, DType com
                   a.device().str(), " and ", b.device().str());
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = Tensor::empty(shape, binary_returns_bool(op) ? DType::Bool : compute, a.device());
-  Tensor ea = expand(to(a.detach(), compute), shape);
-  Tensor eb = expand(to(b.detach(), compute), shape);
+  // Operands as the kernel wants them; no history (the caller records one node), and no
+  // allocation when they already have the compute dtype and the output's shape.
+  NoGradGuard no_grad;
+  Tensor ea = expand(to(a, compute), shape);
+  Tensor eb = expand(to(b, compute), shape);
   binary_kernel.get(a.device())(op, out, ea, eb);
   return out;
 }

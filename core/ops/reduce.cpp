@@ -151,7 +151,7 @@ Tensor arg_extremum(const Tensor& self, std::optional<int64_t> dim, bool keepdim
 
 Tensor sum(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
   DType out_dtype = dtype ? *dtype : (is_floating(self.dtype()) ? self.dtype() : DType::Int64);
-  Tensor src = dtype && *dtype != self.dtype() ? to(self.detach(), *dtype) : self.detach();
+  Tensor src = dtype && *dtype != self.dtype() ? to(self.detach(), *dtype) : self;  // plan_reduction never records
   ReducePlan plan = plan_reduction(src, dims, keepdim, "sum");
   Tensor out = reduce_raw(ReduceOp::Sum, plan, is_floating(out_dtype) ? out_dtype : DType::Int64, self.device());
   if (needs_grad({self})) {

@@ -20,6 +20,19 @@ namespace bigmodel::cpu {
 
 constexpr int64_t kParallelGrain = 32768;  // elements per thread before OpenMP pays
 
+// Calls body(i) for i in [0, n), across OpenMP threads only when `parallel` is true. A
+// plain `omp parallel for if(false)` still enters the OpenMP runtime, which costs about
+// as much as a whole small op; this does not.
+template <typename F>
+void parallel_for(int64_t n, bool parallel, F&& body) {
+  if (!parallel || n < 2) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
 // Geometry of N tensors of one shape after merging dims that can be walked as one.
 template <int N>
 struct LoopGeometry {

@@ -21,13 +21,12 @@ void reduce_rows(const Tensor& out, const Tensor& in, Init init, Step step) {
   const int64_t rows = in.size(0), cols = in.size(1);
   const T* src = static_cast<const T*>(in.data_ptr());
   Out* dst = static_cast<Out*>(out.data_ptr());
-#pragma omp parallel for if (rows * cols > kParallelGrain && rows > 1)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_for(rows, rows * cols > kParallelGrain, [&](int64_t r) {
     auto acc = init();
     const T* row = src + r * cols;
     for (int64_t c = 0; c < cols; ++c) acc = step(acc, row[c]);
     dst[r] = static_cast<Out>(acc);
-  }
+  });
 }
 
 template <typename T>
