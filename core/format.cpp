@@ -132,7 +132,7 @@ std::string Tensor::repr() const {
   const bool default_dtype = dtype() == DType::Float32 || dtype() == DType::Int64 || dtype() == DType::Bool;
   if (!default_dtype || (numel() == 0 && dtype() != DType::Float32)) extras += std::string(", dtype=bigmodel.") + dtype_name(dtype());
   if (numel() == 0 && dim() > 1) extras += ", size=" + shape_str(sizes());
-  if (grad_fn()) extras += ", grad_fn=<" + grad_fn()->name() + "Backward>";
+  if (grad_fn()) extras += ", grad_fn=<" + node_display_name(*grad_fn()) + ">";
   else if (requires_grad()) extras += ", requires_grad=True";
   return out + extras + ")";
 }

@@ -99,6 +99,24 @@ Tensor to_any(const Tensor& self, const py::args& args, const py::kwargs& kwargs
 
 void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
   m.def("from_numpy", &from_numpy, "A CPU tensor sharing memory with a NumPy array");
+  // Module-level forms of the view and copy methods (bm.reshape(x, ...), ...).
+  m.def("reshape", [](const Tensor& t, py::sequence s) { return reshape(t, s.cast<Shape>()); });
+  m.def("permute", [](const Tensor& t, py::sequence s) { return permute(t, s.cast<std::vector<int64_t>>()); });
+  m.def("transpose", py::overload_cast<const Tensor&, int64_t, int64_t>(&transpose));
+  m.def("swapaxes", py::overload_cast<const Tensor&, int64_t, int64_t>(&transpose));
+  m.def("t", &t);
+  m.def("narrow", &narrow);
+  m.def("select", &select);
+  m.def("squeeze", [](const Tensor& t, py::object d) { return d.is_none() ? squeeze(t) : squeeze(t, d.cast<int64_t>()); },
+        py::arg("input"), py::arg("dim") = py::none());
+  m.def("unsqueeze", &unsqueeze);
+  m.def("flatten", &flatten, py::arg("input"), py::arg("start_dim") = 0, py::arg("end_dim") = -1);
+  m.def("unflatten", [](const Tensor& t, int64_t d, py::sequence s) { return unflatten(t, d, s.cast<Shape>()); });
+  m.def("movedim", &movedim);
+  m.def("broadcast_to", [](const Tensor& t, py::sequence s) { return expand(t, s.cast<Shape>()); });
+  m.def("clone", &clone);
+  m.def("is_tensor", [](const py::object& o) { return py::isinstance<Tensor>(o); });
+  m.def("numel", [](const Tensor& t) { return t.numel(); });
   m.def("_from_numpy_copy", [](const py::array& a) { return clone(from_numpy(a)); });
 
   // Tensor(t) aliases t (same storage, no history); it lets Python subclass Tensor

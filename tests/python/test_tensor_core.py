@@ -123,3 +123,27 @@ def test_inplace_on_op_results_is_allowed():
     s.mul_(3.0)
     s.sum().backward()
     assert x.grad.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_module_level_view_functions(rng):
+    a = rng.standard_normal((2, 3, 4))
+    t = bm.tensor(a)
+    assert_close(bm.reshape(t, (6, 4)), a.reshape(6, 4))
+    assert_close(bm.permute(t, (2, 0, 1)), a.transpose(2, 0, 1))
+    assert_close(bm.transpose(t, 0, 2), a.transpose(2, 1, 0))
+    assert_close(bm.flatten(t, 1), a.reshape(2, 12))
+    assert_close(bm.squeeze(bm.unsqueeze(t, 1), 1), a)
+    assert_close(bm.movedim(t, 0, -1), np.moveaxis(a, 0, -1))
+    assert_close(bm.broadcast_to(bm.narrow(t, 1, 0, 1), (2, 5, 4)), np.broadcast_to(a[:, :1], (2, 5, 4)))
+    assert bm.is_tensor(t) and not bm.is_tensor(a) and bm.numel(t) == 24
+
+
+def test_repr_like_pytorch():
+    x = bm.tensor([1.0, 2.5], requires_grad=True)
+    assert repr(x) == "tensor([1.0000, 2.5000], requires_grad=True)"
+    assert repr(x.exp().sum()).endswith("grad_fn=<SumBackward0>)")
+    assert repr(bm.tensor([[1, 2], [3, 4]])) == "tensor([[1, 2],\n        [3, 4]])"
+    assert repr(bm.tensor([1.0, 2.0], dtype=bm.float64)) == "tensor([1., 2.], dtype=bigmodel.float64)"
+    assert repr(bm.tensor([True, False])) == "tensor([ True, False])"
+    assert repr(bm.tensor(3.0)) == "tensor(3.)"
+    assert "..." in repr(bm.zeros(2000))
