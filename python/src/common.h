@@ -71,5 +71,8 @@ void bind_linalg(py::module_& m, py::class_<Tensor>& cls);          // matmul fa
 void bind_shape_ops(py::module_& m, py::class_<Tensor>& cls);       // cat/stack/split/...
 void bind_indexing(py::module_& m, py::class_<Tensor>& cls);        // __getitem__/__setitem__, gather...
 void bind_nn_functional(py::module_& m, py::class_<Tensor>& cls);   // softmax, losses, activations
+void bind_conv_pool(py::module_& m, py::class_<Tensor>& cls);       // conv2d, pooling
+void bind_norm(py::module_& m, py::class_<Tensor>& cls);            // batch_norm, layer_norm
+void bind_io(py::module_& m, py::class_<Tensor>& cls);              // safetensors files
 
 }  // namespace bigmodel::python

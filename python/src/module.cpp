@@ -104,4 +104,7 @@ PYBIND11_MODULE(_C, m) {
   bind_shape_ops(m, cls);
   bind_indexing(m, cls);
   bind_nn_functional(m, cls);
+  bind_conv_pool(m, cls);
+  bind_norm(m, cls);
+  bind_io(m, cls);
 }
