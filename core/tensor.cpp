@@ -36,8 +36,14 @@ Tensor Tensor::make_view(const Tensor& base, Shape sizes, Shape strides, int64_t
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->sizes[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return impl_->strides[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  BM_CHECK_INDEX(dim() > 0, "size", "dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->sizes[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  BM_CHECK_INDEX(dim() > 0, "stride", "dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->strides[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;

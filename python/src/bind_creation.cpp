@@ -16,7 +16,7 @@ int64_t parse_dim(py::handle v, const char* op) {
            py::str(v).cast<std::string>(), ")");
   BM_CHECK(PyIndex_Check(v.ptr()), DTypeError, op, "size must be a sequence of integers, got ",
            py::str(py::type::handle_of(v).attr("__name__")).cast<std::string>());
-  return py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr())).cast<int64_t>();
+  return index_of(v).cast<int64_t>();
 }
 
 // A size given as one sequence, or one integer.
@@ -55,7 +55,7 @@ Tensor finish(Tensor t, bool requires_grad) {
 uint64_t seed_from(const py::object& seed) {
   BM_CHECK(PyIndex_Check(seed.ptr()) && !PyBool_Check(seed.ptr()), DTypeError, "manual_seed",
            "seed must be an integer, got ", py::str(py::type::handle_of(seed).attr("__name__")).cast<std::string>());
-  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(seed.ptr()));
+  py::object i = index_of(seed);
   const unsigned long long v = PyLong_AsUnsignedLongLongMask(i.ptr());
   if (PyErr_Occurred()) throw py::error_already_set();
   return static_cast<uint64_t>(v);

@@ -66,7 +66,7 @@ TensorIndex index_from(const py::handle& obj, Device device) {
     return TensorIndex(index_tensor_from(obj, device));
   if (py::isinstance(obj, numpy().attr("bool_"))) return TensorIndex::boolean(obj.cast<bool>());
   if (PyIndex_Check(o) && !PyFloat_Check(o)) {  // NumPy integers and other __index__ objects
-    py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(o));
+    py::int_ i = index_of(o);
     if (!i) throw py::error_already_set();
     return index_from(i, device);
   }
@@ -108,6 +108,9 @@ void setitem(Tensor& self, const py::handle& key, const py::object& value) {
 
 // index_put's indices: a tuple/list of tensors (None = the whole dim).
 std::vector<Tensor> tensor_list(const py::sequence& seq, Device device) {
+  // A Tensor also passes pybind's sequence check; only real tuples and lists are index lists.
+  BM_CHECK(PyTuple_Check(seq.ptr()) || PyList_Check(seq.ptr()), DTypeError, "index_put_",
+           "indices must be a tuple or list of tensors, got ", Py_TYPE(seq.ptr())->tp_name);
   std::vector<Tensor> out;
   for (auto item : seq) {
     if (item.is_none()) out.emplace_back();

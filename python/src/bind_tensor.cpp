@@ -122,6 +122,7 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
   // Tensor(t) aliases t (same storage, no history); it lets Python subclass Tensor
   // (nn.Parameter), as bm.tensor(...) is the way to build a tensor from data.
   cls.def(py::init([](const Tensor& t) { return t.detach(); }), py::arg("data"));
+  cls.def("_is_defined", &Tensor::defined);
   cls.def_property_readonly("_is_bigmodel_tensor", [](const Tensor&) { return true; })
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.sizes())); })
       .def_property_readonly("dtype", &Tensor::dtype)

@@ -58,6 +58,13 @@ struct type_caster<bigmodel::Scalar> {
 
 namespace bigmodel::python {
 
+// operator.index(obj) as a new reference; raises the Python error (never returns null).
+inline py::object index_of(py::handle obj) {
+  PyObject* r = PyNumber_Index(obj.ptr());
+  if (!r) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(r);
+}
+
 // Shape from *args: f(2, 3), f((2, 3)) and f([2, 3]) all give {2, 3}.
 Shape shape_from_args(const py::args& args, const char* op);
 // Device from a str, a bigmodel.device, or None (-> default).
