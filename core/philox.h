@@ -95,16 +95,16 @@ BM_RNG_FN double uniform_u32(uint32_t x) { return static_cast<double>(x) * (1.0 
 // Box-Muller: two uniforms in [0, 1) -> two independent standard normals. 1 - u1 lies in
 // (0, 1], so the log is finite.
 BM_RNG_FN void box_muller(float u1, float u2, float& z0, float& z1) {
-  const float r = sqrtf(-2.0f * logf(1.0f - u1));
+  const float r = ::sqrtf(-2.0f * ::logf(1.0f - u1));
   const float t = 6.2831853071795864769f * u2;
-  z0 = r * cosf(t);
-  z1 = r * sinf(t);
+  z0 = r * ::cosf(t);
+  z1 = r * ::sinf(t);
 }
 BM_RNG_FN void box_muller(double u1, double u2, double& z0, double& z1) {
-  const double r = sqrt(-2.0 * log(1.0 - u1));
+  const double r = ::sqrt(-2.0 * ::log(1.0 - u1));
   const double t = 6.2831853071795864769 * u2;
-  z0 = r * cos(t);
-  z1 = r * sin(t);
+  z0 = r * ::cos(t);
+  z1 = r * ::sin(t);
 }
 
 }  // namespace bigmodel::philox
