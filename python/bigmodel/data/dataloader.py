@@ -1,9 +1,12 @@
-"""DataLoader: iterates a dataset in batches, optionally shuffled with a seeded generator.
+"""DataLoader: iterates a dataset in batches, optionally shuffled with a seeded generator,
+applies an optional batch transform, and prepares the next batches on a background thread.
 
 Datasets with get_batch(indices) are fetched a batch at a time (fast); others sample by
 sample, collated with bm.stack.
 """
 import numbers
+import queue
+import threading
 
 import numpy as np
 
@@ -52,18 +55,109 @@ def _fresh_seed():
     return None
 
 
+def _reraise_with_index(exc, where):
+    """Raises `exc` re-made with `where` (the dataset indices being loaded) in its message and
+    chained to the original; or the original with a note when its type can't be re-made."""
+    try:
+        new = type(exc)(f"{exc} [DataLoader: while loading {where}]")
+    except Exception:  # noqa: BLE001  (constructors with other signatures)
+        new = None
+    if new is None:
+        exc.add_note(f"[DataLoader] while loading {where}")
+        raise exc
+    raise new from exc
+
+
+def _prefetch_worker(batches, q, stop):
+    """Runs on the prefetch thread: puts ("batch", b) items, then ("end", None) or ("error", e).
+
+    It holds no reference to the iterator, so dropping the iterator (an early `break`) lets
+    its finaliser set `stop`, and this thread then exits within one put timeout.
+    """
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    try:
+        for b in batches:
+            if not put(("batch", b)):
+                return
+        put(("end", None))
+    except BaseException as e:  # noqa: BLE001  (handed to the main thread)
+        put(("error", e))
+    finally:
+        batches.close()
+
+
+class _PrefetchIterator:
+    """Yields the batches a background thread prepares, `depth` ahead of the consumer."""
+
+    def __init__(self, batches, depth):
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=_prefetch_worker, args=(batches, self._queue, self._stop),
+                                        name="bigmodel-prefetch", daemon=True)
+        self._done = False
+        self._thread.start()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "batch":
+            return value
+        self._done = True
+        self._thread.join()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self):
+        """Stops the thread (iteration ended early) and waits for it."""
+        self._done = True
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def __del__(self):
+        self.close()
+
+
 class DataLoader:
     """DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None,
-    collate_fn=None).
+    collate_fn=None, transform=None, prefetch=2).
 
     Shuffling draws a new permutation every epoch from a NumPy generator: `generator`, or one
     seeded with `seed`, or (neither) one seeded from bigmodel's global RNG.
+
+    transform (a bigmodel extension; see bm.data.transforms) is applied to every batch: to its
+    first field (the inputs) when the batch is a tuple or list, else to the whole batch.
+
+    prefetch: how many batches a background thread prepares ahead (loading, collating and
+    transforming) while the caller trains; 0 loads in the caller's thread. Batches come in
+    the same order with the same contents either way. Breaking out of the loop early stops
+    the thread; an exception from the dataset is re-raised in the caller's thread, naming the
+    dataset indices that were being loaded.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None,
-                 collate_fn=None, num_workers=0, pin_memory=False):
-        if batch_size is None or int(batch_size) <= 0 or isinstance(batch_size, bool):
+                 collate_fn=None, num_workers=0, pin_memory=False, transform=None, prefetch=2):
+        if batch_size is None or isinstance(batch_size, bool) or int(batch_size) <= 0:
             raise ValueError(f"[DataLoader] batch_size should be a positive integer, got {batch_size}")
+        if isinstance(prefetch, bool) or int(prefetch) < 0:
+            raise ValueError(f"[DataLoader] prefetch should be a non-negative integer, got {prefetch}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"[DataLoader] transform must be callable, got {type(transform).__name__}")
+        self.transform = transform
+        self.prefetch = int(prefetch)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -87,19 +181,45 @@ class DataLoader:
         n = len(self.dataset)
         return self._generator().permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
 
-    def __iter__(self):
-        order = self._order()
-        n = len(order)
+    def _load(self, idx, get_batch):
+        if get_batch is not None:
+            try:
+                batch = get_batch(idx)
+            except Exception as e:  # noqa: BLE001
+                shown = ", ".join(str(int(i)) for i in idx[:8]) + (", ..." if len(idx) > 8 else "")
+                _reraise_with_index(e, f"the batch of dataset indices [{shown}]")
+            if batch is not None:
+                return batch
+        samples = []
+        for i in idx:
+            try:
+                samples.append(self.dataset[int(i)])
+            except Exception as e:  # noqa: BLE001
+                _reraise_with_index(e, f"dataset index {int(i)}")
+        return (self.collate_fn or default_collate)(samples)
+
+    def _batches(self, order):
         get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
-        for start in range(0, n, self.batch_size):
+        for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(idx) < self.batch_size and self.drop_last:
                 break
-            batch = get_batch(idx) if get_batch is not None else None
-            if batch is None:
-                samples = [self.dataset[int(i)] for i in idx]
-                batch = (self.collate_fn or default_collate)(samples)
+            batch = self._load(idx, get_batch)
+            if self.transform is not None:
+                if isinstance(batch, (tuple, list)):
+                    fields = [self.transform(batch[0]), *batch[1:]]
+                    batch = batch._make(fields) if hasattr(batch, "_make") else type(batch)(fields)
+                else:
+                    batch = self.transform(batch)
             yield batch
+
+    def __iter__(self):
+        # The order is drawn here, on the caller's thread: the global RNG is never touched
+        # by the prefetch thread, so seeded runs repeat.
+        batches = self._batches(self._order())
+        if self.prefetch == 0:
+            return batches
+        return _PrefetchIterator(batches, self.prefetch)
 
 
 __all__ = ["DataLoader", "default_collate"]

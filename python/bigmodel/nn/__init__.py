@@ -4,11 +4,16 @@ from .module import Module, StateDictError
 from .linear import Linear, Identity
 from .activation import ReLU, GELU, Sigmoid, Tanh, SiLU, LeakyReLU, Softmax, LogSoftmax, Flatten
 from .dropout import Dropout
+from .conv import Conv2d
+from .pooling import MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Sequential, ModuleList
 from .loss import CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss
 from . import functional, init
+from . import utils  # noqa: F401  (nn.utils.clip_grad_norm_, clip_grad_value_)
 
 __all__ = ["Parameter", "is_parameter", "Module", "StateDictError", "Linear", "Identity", "ReLU", "GELU",
-           "Sigmoid", "Tanh", "SiLU", "LeakyReLU", "Softmax", "LogSoftmax", "Flatten", "Dropout", "Sequential",
+           "Sigmoid", "Tanh", "SiLU", "LeakyReLU", "Softmax", "LogSoftmax", "Flatten", "Dropout", "Conv2d",
+           "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "Sequential",
            "ModuleList", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCEWithLogitsLoss", "functional",
            "init"]

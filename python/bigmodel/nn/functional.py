@@ -184,6 +184,58 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
                  reduction=None if reduction == "mean" else reduction, pos_weight=pos_weight)
 
 
+# ------------------------------------------------------------------ convolution / pooling
+def _options(**options):
+    """Keyword options without the ones left at None (the binding's defaults then apply)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of input [N, C_in, H, W] with weight [C_out, C_in/groups, kH, kW]."""
+    return _op("conv2d")(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over kernel_size windows; stride defaults to kernel_size. With return_indices,
+    (values, int64 flat indices into each H*W plane)."""
+    return _op("max_pool2d")(input, kernel_size, **_options(
+        stride=stride, padding=padding or None, dilation=None if dilation == 1 else dilation,
+        ceil_mode=ceil_mode or None, return_indices=return_indices or None))
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _op("avg_pool2d")(input, kernel_size, **_options(
+        stride=stride, padding=padding or None, ceil_mode=ceil_mode or None,
+        count_include_pad=None if count_include_pad else False, divisor_override=divisor_override))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed output_size (int or (H, W); None keeps that input size)."""
+    return _op("adaptive_avg_pool2d")(input, output_size)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return input.flatten(start_dim, end_dim)
+
+
+# ------------------------------------------------------------------ normalisation
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """Per-channel normalisation of input [N, C, ...]. Training uses the batch statistics and
+    updates running_mean/running_var in place (running_var with the unbiased variance)."""
+    return _op("batch_norm")(input, running_mean, running_var, weight, bias, training=training,
+                             momentum=momentum, eps=eps)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalises over the trailing dims normalized_shape (int or sequence)."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    return _op("layer_norm")(input, list(normalized_shape), weight, bias, eps=eps)
+
+
 __all__ = ["relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax",
            "linear", "embedding", "one_hot", "dropout", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
-           "binary_cross_entropy_with_logits"]
+           "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "flatten", "batch_norm", "layer_norm"]

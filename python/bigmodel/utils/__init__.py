@@ -1,0 +1,10 @@
+"""bm.utils: training helpers. checkpoint (activation checkpointing), Function (Python-defined
+autograd ops), ProgressBar/progress, MetricsWriter/read_metrics, plot_metrics."""
+from .function import Function, FunctionCtx
+from .checkpoint import checkpoint, checkpoint_sequential  # the function shadows the submodule's name
+from .progress import ProgressBar, progress
+from .metrics import MetricsWriter, read_metrics
+from .plot import plot_metrics
+
+__all__ = ["Function", "FunctionCtx", "checkpoint", "checkpoint_sequential", "ProgressBar", "progress",
+           "MetricsWriter", "read_metrics", "plot_metrics"]
