@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the article's CNN (or a small ResNet) on Fashion-MNIST and reports the test accuracy.
 
-    python examples/train_cnn.py [--model article|resnet] [--epochs 2] [--batch-size 64] [--lr 0.04]
+    python examples/train_cnn.py [--model article|resnet] [--epochs 3] [--batch-size 64] [--lr 0.04]
                                  [--augment] [--limit N] [--plot cnn_training.png] [--device auto]
 
 The article's CNN (bigmodel.models.ArticleCNN): two 3x3 convolutions, max pooling, dropout
@@ -11,6 +11,8 @@ Inputs are standardised with the training set's pixel mean/std (a DataLoader tra
 run on the loader's prefetch thread). Each epoch ends with an evaluation on the 10000 test
 images; a loss/accuracy plot is written when matplotlib is installed, and the test accuracy
 is printed last. Runs on a GPU when bigmodel has CUDA and one is visible, else on the CPU.
+With the defaults the test accuracy ends near 0.916 (0.883 after epoch 1, 0.907 after 2);
+on a 2-core CPU that takes about 5 minutes.
 Data: the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or --root.
 """
 import argparse
@@ -34,7 +36,7 @@ PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=["article", "resnet"], default="article")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.04, help="peak learning rate")
     p.add_argument("--momentum", type=float, default=0.9)
@@ -85,8 +87,8 @@ class Progress:
         if self.tty:
             width = 30
             filled = int(width * done / self.total)
-            print(f"\r{self.prefix} [{'#' * filled}{'.' * (width - filled)}] " + text[len(self.prefix) + 1:],
-                  end="", flush=True)
+            print(f"\r{self.prefix} [{'#' * filled}{'.' * (width - filled)}] " + text[len(self.prefix) + 1:] + "\033[K",
+                  end="", flush=True)  # \033[K clears what a longer previous line left
         elif done >= self.next_plain or done == self.total:
             print(text, flush=True)
             self.next_plain = done + max(1, self.total // 10)

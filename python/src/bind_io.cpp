@@ -5,10 +5,6 @@
 #include "core/safetensors.h"
 
 namespace bigmodel::python {
-
-// Defined in bind_autograd_function.cpp; registered from here so module.cpp needs no edit.
-void bind_autograd_function(py::module_& m);
-
 namespace {
 
 using Named = std::vector<std::pair<std::string, Tensor>>;
@@ -37,7 +33,6 @@ void bind_io(py::module_& m, py::class_<Tensor>& /*cls*/) {
   }, py::arg("path"), py::arg("tensors"), py::arg("metadata"));
   m.def("_safetensors_load", [](const std::string& path) { return contents_to_python(safetensors::load(path)); },
         py::arg("path"));
-  bind_autograd_function(m);
 }
 
 }  // namespace bigmodel::python

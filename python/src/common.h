@@ -81,5 +81,6 @@ void bind_nn_functional(py::module_& m, py::class_<Tensor>& cls);   // softmax, 
 void bind_conv_pool(py::module_& m, py::class_<Tensor>& cls);       // conv2d, pooling
 void bind_norm(py::module_& m, py::class_<Tensor>& cls);            // batch_norm, layer_norm
 void bind_io(py::module_& m, py::class_<Tensor>& cls);              // safetensors files
+void bind_autograd_function(py::module_& m);                         // Python-defined autograd nodes
 
 }  // namespace bigmodel::python

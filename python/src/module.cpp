@@ -107,4 +107,5 @@ PYBIND11_MODULE(_C, m) {
   bind_conv_pool(m, cls);
   bind_norm(m, cls);
   bind_io(m, cls);
+  bind_autograd_function(m);
 }
