@@ -4,7 +4,6 @@
 The accumulator s starts at initial_accumulator_value and exists from construction (as in PyTorch).
 """
 from .. import _C
-from .._autograd import enable_grad, no_grad
 from ._common import advance_step, check_non_negative, effective_grad, new_step
 from .optimizer import Optimizer
 
@@ -27,25 +26,18 @@ class Adagrad(Optimizer):
             state["step"] = new_step()
             state["sum"] = _C.full_like(p.detach(), group["initial_accumulator_value"])
 
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    self._init_state(p, group)  # groups added after construction
-                    state = self.state[p]
-                    grad = effective_grad(p, group["maximize"], group["weight_decay"])
-                    t = advance_step(state)
-                    clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-                    state["sum"].add_(grad * grad)
-                    std = state["sum"].sqrt().add_(group["eps"])
-                    p.detach().add_(grad / std, alpha=-clr)
-        return loss
+    def _update_group(self, group):
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            self._init_state(p, group)  # groups added after construction
+            state = self.state[p]
+            grad = effective_grad(p, group["maximize"], group["weight_decay"])
+            t = advance_step(state)
+            clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
+            state["sum"].add_(grad * grad)
+            std = state["sum"].sqrt().add_(group["eps"])
+            p.detach().add_(grad / std, alpha=-clr)
 
 
 __all__ = ["Adagrad"]

@@ -5,7 +5,6 @@
 """
 import math
 
-from .._autograd import enable_grad, no_grad
 from ._common import advance_step, check_betas, check_non_negative, effective_grad, new_step, zeros_state
 from .optimizer import Optimizer
 
@@ -21,16 +20,6 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize)
         super().__init__(params, defaults)
-
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
 
     def _update_group(self, group):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]

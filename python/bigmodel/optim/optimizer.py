@@ -5,7 +5,7 @@ import copy
 from collections import defaultdict
 
 from .. import _C
-from .._autograd import no_grad
+from .._autograd import enable_grad, no_grad
 
 
 class _Required:
@@ -70,7 +70,20 @@ class Optimizer:
                     g.zero_()
 
     def step(self, closure=None):
-        raise NotImplementedError(f"[optim] {type(self).__name__} does not implement step()")
+        """Updates every parameter that has a gradient; with a closure, first re-evaluates the
+        loss under grad mode and returns it."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
+
+    def _update_group(self, group):
+        """One group's in-place update (grad mode is off). Each optimizer defines it."""
+        raise NotImplementedError(f"[optim] {type(self).__name__} does not implement _update_group()")
 
     def _params(self):
         return [p for g in self.param_groups for p in g["params"]]

@@ -4,7 +4,6 @@
     otherwise avg = sqrt(v) + eps
     momentum > 0: buf = momentum buf + g / avg, p -= lr buf;  else p -= lr g / avg
 """
-from .._autograd import enable_grad, no_grad
 from ._common import advance_step, check_non_negative, effective_grad, new_step, zeros_state
 from .optimizer import Optimizer
 
@@ -18,44 +17,37 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-                momentum, centered = group["momentum"], group["centered"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if not state:
-                        state["step"] = new_step()
-                        state["square_avg"] = zeros_state(p)
-                        if momentum > 0:
-                            state["momentum_buffer"] = zeros_state(p)
-                        if centered:
-                            state["grad_avg"] = zeros_state(p)
-                    grad = effective_grad(p, group["maximize"], group["weight_decay"])
-                    advance_step(state)
-                    square_avg = state["square_avg"]
-                    square_avg.mul_(alpha).add_(grad * grad, alpha=1 - alpha)
-                    if centered:
-                        grad_avg = state.setdefault("grad_avg", zeros_state(p))
-                        grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha)
-                        avg = square_avg.sub(grad_avg * grad_avg).sqrt()
-                    else:
-                        avg = square_avg.sqrt()
-                    avg.add_(eps)
-                    if momentum > 0:
-                        buf = state.setdefault("momentum_buffer", zeros_state(p))
-                        buf.mul_(momentum).add_(grad / avg)
-                        p.detach().add_(buf, alpha=-lr)
-                    else:
-                        p.detach().add_(grad / avg, alpha=-lr)
-        return loss
+    def _update_group(self, group):
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        momentum, centered = group["momentum"], group["centered"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = new_step()
+                state["square_avg"] = zeros_state(p)
+                if momentum > 0:
+                    state["momentum_buffer"] = zeros_state(p)
+                if centered:
+                    state["grad_avg"] = zeros_state(p)
+            grad = effective_grad(p, group["maximize"], group["weight_decay"])
+            advance_step(state)
+            square_avg = state["square_avg"]
+            square_avg.mul_(alpha).add_(grad * grad, alpha=1 - alpha)
+            if centered:
+                grad_avg = state.setdefault("grad_avg", zeros_state(p))
+                grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha)
+                avg = square_avg.sub(grad_avg * grad_avg).sqrt()
+            else:
+                avg = square_avg.sqrt()
+            avg.add_(eps)
+            if momentum > 0:
+                buf = state.setdefault("momentum_buffer", zeros_state(p))
+                buf.mul_(momentum).add_(grad / avg)
+                p.detach().add_(buf, alpha=-lr)
+            else:
+                p.detach().add_(grad / avg, alpha=-lr)
 
 
 __all__ = ["RMSprop"]

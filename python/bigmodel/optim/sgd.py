@@ -6,7 +6,7 @@ The update is PyTorch's, step for step:
     g = g + momentum * buf (Nesterov) or buf
     p -= lr * g
 """
-from .._autograd import no_grad
+from ._common import effective_grad
 from .optimizer import Optimizer, required
 
 
@@ -25,37 +25,23 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def step(self, closure=None):
-        """Updates every parameter that has a gradient; returns closure() when one is given."""
-        loss = None
-        if closure is not None:
-            from .._autograd import enable_grad
-            with enable_grad():
-                loss = closure()
-        with no_grad():
-            for group in self.param_groups:
-                lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-                weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    d_p = grad.detach()
-                    if maximize:
-                        d_p = d_p * -1.0
-                    if weight_decay != 0:
-                        d_p = d_p.add(p.detach(), alpha=weight_decay)
-                    if momentum != 0:
-                        state = self.state[p]
-                        buf = state.get("momentum_buffer")
-                        if buf is None:
-                            buf = d_p.clone()
-                            state["momentum_buffer"] = buf
-                        else:
-                            buf.mul_(momentum).add_(d_p, alpha=1 - dampening)
-                        d_p = d_p.add(buf, alpha=momentum) if nesterov else buf
-                    p.detach().add_(d_p, alpha=-lr)
-        return loss
+    def _update_group(self, group):
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            d_p = effective_grad(p, maximize, weight_decay)
+            if momentum != 0:
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = d_p.clone()
+                    state["momentum_buffer"] = buf
+                else:
+                    buf.mul_(momentum).add_(d_p, alpha=1 - dampening)
+                d_p = d_p.add(buf, alpha=momentum) if nesterov else buf
+            p.detach().add_(d_p, alpha=-lr)
 
 
 __all__ = ["SGD"]
