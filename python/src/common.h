@@ -82,5 +82,8 @@ void bind_conv_pool(py::module_& m, py::class_<Tensor>& cls);       // conv2d, p
 void bind_norm(py::module_& m, py::class_<Tensor>& cls);            // batch_norm, layer_norm
 void bind_io(py::module_& m, py::class_<Tensor>& cls);              // safetensors files
 void bind_autograd_function(py::module_& m);                         // Python-defined autograd nodes
+void bind_rnn(py::module_& m, py::class_<Tensor>& cls);             // RNN/LSTM/GRU kernels
+void bind_attention(py::module_& m, py::class_<Tensor>& cls);       // scaled_dot_product_attention
+void bind_distributed(py::module_& m, py::class_<Tensor>& cls);     // process groups, collectives
 
 }  // namespace bigmodel::python

@@ -108,4 +108,7 @@ PYBIND11_MODULE(_C, m) {
   bind_norm(m, cls);
   bind_io(m, cls);
   bind_autograd_function(m);
+  bind_rnn(m, cls);
+  bind_attention(m, cls);
+  bind_distributed(m, cls);
 }
