@@ -3,6 +3,7 @@
 
     python examples/train_cnn.py [--model article|resnet] [--epochs 3] [--batch-size 64] [--lr 0.04]
                                  [--augment] [--limit N] [--plot cnn_training.png] [--device auto]
+    mpirun -np 2 python examples/train_cnn.py --ddp    # data-parallel over MPI (docs/DISTRIBUTED.md)
 
 The article's CNN (bigmodel.models.ArticleCNN): two 3x3 convolutions, max pooling, dropout
 and two linear layers. SGD with Nesterov momentum; the learning rate warms up over the first
@@ -49,6 +50,9 @@ def parse_args():
     p.add_argument("--root", default=DEFAULT_ROOT, help="folder holding the Fashion-MNIST IDX files")
     p.add_argument("--device", default="auto", help="auto (a GPU when usable, else cpu), cpu or cuda[:i]")
     p.add_argument("--plot", default="cnn_training.png", help="where to save the loss/accuracy plot ('' = none)")
+    p.add_argument("--ddp", action="store_true",
+                   help="data-parallel training under mpirun: DistributedDataParallel + DistributedSampler "
+                        "(--batch-size is per rank; only rank 0 prints)")
     return p.parse_args()
 
 
@@ -144,6 +148,15 @@ def save_plot(path, step_losses, steps_per_epoch, epoch_stats):
 
 def main():
     args = parse_args()
+    rank, sampler = 0, None
+    if args.ddp:
+        import os
+        import bigmodel.distributed as dist
+        import bigmodel.nn.parallel  # noqa: F401  (bm.nn.parallel.DistributedDataParallel)
+        dist.init_process_group()
+        rank = dist.get_rank()
+        if rank != 0:  # only rank 0 reports
+            sys.stdout = open(os.devnull, "w")
     bm.manual_seed(args.seed)
     device = pick_device(args.device)
     train_set = FashionMNIST(args.root, train=True)
@@ -157,8 +170,14 @@ def main():
         else normalize
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, transform=train_tf)
     test_loader = DataLoader(test_set, batch_size=1000, transform=normalize)
+    if args.ddp:  # each rank trains on its share of a permutation redrawn every epoch
+        from bigmodel.data.distributed import DistributedSampler
+        sampler = DistributedSampler(train_set, shuffle=True, seed=args.seed)
+        loader = DataLoader(Subset(train_set, sampler.indices()), batch_size=args.batch_size, transform=train_tf)
 
     model = build_model(args.model).to(device=device)
+    if args.ddp:
+        model = nn.parallel.DistributedDataParallel(model)
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0,
                     weight_decay=args.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -172,6 +191,9 @@ def main():
     step, step_losses, epoch_stats = 0, [], []
     run_start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            loader = DataLoader(Subset(train_set, sampler.indices()), batch_size=args.batch_size, transform=train_tf)
         progress = Progress(len(loader), f"epoch {epoch}/{args.epochs}")
         seen, correct, loss_sum = 0, 0, 0.0
         for i, (images, labels) in enumerate(loader, 1):
@@ -205,7 +227,7 @@ def main():
               f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  "
               f"({time.perf_counter() - run_start:.0f} s so far)", flush=True)
 
-    if args.plot:
+    if args.plot and rank == 0:
         save_plot(args.plot, step_losses, len(loader), epoch_stats)
     print(f"test accuracy: {epoch_stats[-1][3]:.4f}")
 

@@ -40,6 +40,6 @@ from ._autograd import no_grad, enable_grad, set_grad_enabled  # noqa: E402,F811
 from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to Tensor)
 from . import autograd, cuda, data, nn, optim  # noqa: E402,F401
 from .serialization import save, load, save_file, load_file  # noqa: E402,F401
-from . import models, utils  # noqa: E402,F401
+from . import distributed, models, utils  # noqa: E402,F401
 
 __version__ = "0.1.0"

@@ -1,8 +1,21 @@
-// Python bindings for the rnn family (filled in as the family grows).
+// Python bindings for the rnn family: the fused LSTM / GRU cell steps used by bm.nn's
+// LSTM/GRU layers (exported as bm.lstm_cell_pointwise and bm.gru_cell_pointwise).
+#include "core/ops/rnn.h"
 #include "python/src/common.h"
 
 namespace bigmodel::python {
 
-void bind_rnn(py::module_& m, py::class_<Tensor>& cls) {}
+void bind_rnn(py::module_& m, py::class_<Tensor>& /*cls*/) {
+  m.def("lstm_cell_pointwise", [](const Tensor& gates, const Tensor& c_prev) {
+        auto [h, c] = lstm_cell_pointwise(gates, c_prev);
+        return py::make_tuple(h, c);
+      },
+      py::arg("gates"), py::arg("c_prev"),
+      "(h, c) of one LSTM step from gates [B, 4H] (i, f, g, o pre-activations) and c_prev [B, H].");
+  m.def("rnn_time_steps", &rnn_time_steps, py::arg("input"),
+        "The steps of input [T, ...] as T views; the backward stacks their gradients in one op.");
+  m.def("gru_cell_pointwise", &gru_cell_pointwise, py::arg("gi"), py::arg("gh"), py::arg("h_prev"),
+        "h of one GRU step from gi, gh [B, 3H] (r, z, n parts) and h_prev [B, H].");
+}
 
 }  // namespace bigmodel::python

@@ -239,3 +239,15 @@ __all__ = ["relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "so
            "linear", "embedding", "one_hot", "dropout", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
            "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "flatten", "batch_norm", "layer_norm"]
+
+
+# ------------------------------------------------------------------ attention
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 generator=None):
+    """softmax(q k^T * scale + mask) v over [..., L, E] x [..., S, E] x [..., S, Ev] -> [..., L, Ev].
+    A bool attn_mask keeps positions where True; a float one is added; is_causal keeps j <= i."""
+    return _op("scaled_dot_product_attention")(query, key, value, attn_mask, dropout_p=dropout_p,
+                                               is_causal=is_causal, scale=scale, generator=generator)
+
+
+__all__ += ["scaled_dot_product_attention"]

@@ -1,0 +1,65 @@
+// ProcessGroup: the collective-communication interface data-parallel training uses
+// (all_reduce, broadcast, all_gather, reduce_scatter, barrier, each sync or async), and
+// the process-wide default group made by init_process_group ("mpi"; "nccl" later).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace bigmodel::distributed {
+
+enum class ReduceOp { Sum, Avg, Max, Min };
+const char* reduce_op_name(ReduceOp op);
+
+// Handle on an async collective. wait() blocks until it is done, writes results into the
+// caller's tensors (when the backend worked on a staging copy) and rethrows its error.
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+  virtual bool is_completed() = 0;
+};
+using WorkPtr = std::shared_ptr<Work>;
+
+class ProcessGroup {
+ public:
+  virtual ~ProcessGroup() = default;
+  virtual std::string backend() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;
+
+  // In place on `tensor` (every rank passes the same shape and dtype).
+  virtual WorkPtr all_reduce_async(Tensor& tensor, ReduceOp op) = 0;
+  // `tensor` on every rank becomes root's.
+  virtual WorkPtr broadcast_async(Tensor& tensor, int root) = 0;
+  // outputs[r] receives rank r's `input`; outputs has size() tensors shaped like input.
+  virtual WorkPtr all_gather_async(std::vector<Tensor>& outputs, const Tensor& input) = 0;
+  // output = reduction over ranks of inputs[rank()]; inputs has size() tensors shaped like output.
+  virtual WorkPtr reduce_scatter_async(Tensor& output, const std::vector<Tensor>& inputs, ReduceOp op) = 0;
+  virtual WorkPtr barrier_async() = 0;
+
+  void all_reduce(Tensor& t, ReduceOp op = ReduceOp::Sum) { all_reduce_async(t, op)->wait(); }
+  void broadcast(Tensor& t, int root = 0) { broadcast_async(t, root)->wait(); }
+  void all_gather(std::vector<Tensor>& outs, const Tensor& in) { all_gather_async(outs, in)->wait(); }
+  void reduce_scatter(Tensor& out, const std::vector<Tensor>& ins, ReduceOp op = ReduceOp::Sum) {
+    reduce_scatter_async(out, ins, op)->wait();
+  }
+  void barrier() { barrier_async()->wait(); }
+};
+using ProcessGroupPtr = std::shared_ptr<ProcessGroup>;
+
+// Creates the default group. backend: "mpi", "nccl", or "" (mpi for CPU training).
+// Throws Error when already initialised or when the backend was not built in.
+ProcessGroupPtr init_process_group(const std::string& backend = "");
+bool is_initialized();
+ProcessGroupPtr default_group(const char* op);  // throws "[op] ... not initialised"
+void destroy_process_group();
+bool mpi_available();  // built with MPI
+
+// Backend factories (defined in their own files; throw when built without them).
+ProcessGroupPtr make_process_group_mpi();
+
+}  // namespace bigmodel::distributed

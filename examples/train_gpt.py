@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Trains a small character-level GPT on the fortune cookies of Debian's `fortunes` package.
+
+    python examples/train_gpt.py [--steps 800] [--batch-size 16] [--block-size 64] [--n-layer 2]
+                                 [--n-embd 96] [--n-head 4] [--lr 6e-3] [--out gpt_out] [--resume]
+
+bigmodel.models.GPT (GPT-2 architecture: pre-LN blocks, causal scaled_dot_product_attention,
+GELU MLP, tied LM head) learns to predict the next character of the fortunes text (every
+file of /usr/share/games/fortunes except the .dat/.u8 index files; 90% train, 10% val).
+AdamW with a linear warm-up and cosine decay (bm.optim.lr_scheduler.warmup_cosine). Every
+--eval-every steps it estimates train/val loss and prints a sample; every --ckpt-every steps
+it saves model + optimizer + scheduler + RNG state to <out>/ckpt.bm, and --resume (with the
+same arguments) carries on from there. A loss plot goes to <out>/loss.png when matplotlib is installed.
+With the defaults (235k parameters, 800 steps) the loss falls from ~4.76 (ln of the 113-char
+vocabulary) to about 2.1 train / 2.1 val: about 2 minutes on 2 idle cores.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+import bigmodel as bm
+from bigmodel import optim
+from bigmodel.models import GPT, GPTConfig
+from bigmodel.utils import MetricsWriter, ProgressBar, plot_metrics
+
+FORTUNES_DIR = "/usr/share/games/fortunes"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--block-size", type=int, default=64)
+    p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--n-embd", type=int, default=96)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--lr", type=float, default=6e-3, help="peak learning rate")
+    p.add_argument("--min-lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=40)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-batches", type=int, default=8)
+    p.add_argument("--ckpt-every", type=int, default=400)
+    p.add_argument("--sample-len", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--root", default=FORTUNES_DIR, help="folder of fortune files")
+    p.add_argument("--out", default="gpt_out", help="folder for checkpoint, metrics and plot")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.bm")
+    return p.parse_args()
+
+
+def load_fortunes(root=FORTUNES_DIR):
+    """The concatenated text of every fortune file under root (skipping .dat/.u8 index files)."""
+    if not os.path.isdir(root):
+        raise SystemExit(f"no fortunes text at {root}: install Debian's `fortunes` package "
+                         f"(apt-get install fortunes) or pass --root")
+    parts = []
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name.endswith((".dat", ".u8")):
+                continue
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8", errors="replace") as f:
+                parts.append(f.read())
+    text = "".join(parts)
+    if not text:
+        raise SystemExit(f"no fortune files found under {root}: install Debian's `fortunes` package")
+    return text
+
+
+class CharCodec:
+    def __init__(self, text):
+        self.chars = sorted(set(text))
+        self.index = {c: i for i, c in enumerate(self.chars)}
+
+    @property
+    def vocab_size(self):
+        return len(self.chars)
+
+    def encode(self, s):
+        return np.array([self.index[c] for c in s if c in self.index], dtype=np.int64)
+
+    def decode(self, ids):
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def get_batch(data, batch_size, block_size, rng):
+    """Random windows: x = data[i:i+T], y = data[i+1:i+T+1]."""
+    starts = rng.integers(0, len(data) - block_size - 1, size=batch_size)
+    x = np.stack([data[s:s + block_size] for s in starts])
+    y = np.stack([data[s + 1:s + block_size + 1] for s in starts])
+    return bm.tensor(x), bm.tensor(y)
+
+
+def estimate_loss(model, splits, args, rng):
+    model.eval()
+    out = {}
+    with bm.no_grad():
+        for name, data in splits.items():
+            losses = [model(*get_batch(data, args.batch_size, args.block_size, rng))[1].item()
+                      for _ in range(args.eval_batches)]
+            out[name] = float(np.mean(losses))
+    model.train()
+    return out
+
+
+def sample(model, codec, prompt, length, top_k=10):
+    idx = bm.tensor(codec.encode(prompt)).reshape(1, -1)
+    return codec.decode(model.generate(idx, length, temperature=0.8, top_k=top_k)[0].tolist())
+
+
+def main():
+    args = parse_args()
+    text = load_fortunes(args.root)
+    codec = CharCodec(text)
+    data = codec.encode(text)
+    n_train = int(0.9 * len(data))
+    splits = {"train": data[:n_train], "val": data[n_train:]}
+    os.makedirs(args.out, exist_ok=True)
+    ckpt_path = os.path.join(args.out, "ckpt.bm")
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+
+    bm.manual_seed(args.seed)
+    config = GPTConfig(vocab_size=codec.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
+                       n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
+    model = GPT(config)
+    # Weight decay on matrices only (not biases, LayerNorm gains or position/token vectors' norms).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                       {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.99))
+    sched = optim.lr_scheduler.warmup_cosine(opt, min(args.warmup, args.steps), args.steps, min_lr=args.min_lr)
+    rng = np.random.default_rng(args.seed)
+    step = 0
+    if args.resume:
+        if not os.path.exists(ckpt_path):
+            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}")
+        ckpt = bm.load(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        bm.set_rng_state(ckpt["rng"])
+        rng.bit_generator.state = _np_state_from(ckpt["np_rng"])
+        step = int(ckpt["step"])
+        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+
+    print(f"fortunes: {len(text):,} characters, vocab {codec.vocab_size}; GPT {config.n_layer} layers, "
+          f"{config.n_head} heads, n_embd {config.n_embd}, block {config.block_size}, "
+          f"{model.num_parameters():,} parameters; {args.steps} steps of batch {args.batch_size}", flush=True)
+    first = estimate_loss(model, splits, args, rng)
+    print(f"step {step}: train loss {first['train']:.4f}, val loss {first['val']:.4f}", flush=True)
+
+    writer = MetricsWriter(metrics_path, append=args.resume)
+    bar = ProgressBar(total=args.steps, desc="train", unit="step")
+    bar.update(step)
+    start = time.perf_counter()
+    while step < args.steps:
+        x, y = get_batch(splits["train"], args.batch_size, args.block_size, rng)
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        bm.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        value = loss.item()
+        if not math.isfinite(value):
+            raise SystemExit(f"training diverged at step {step} (loss {value}); lower --lr")
+        writer.write(step=step, loss=value, lr=opt.param_groups[0]["lr"])
+        bar.update(1, loss=value)
+        if step % args.eval_every == 0 or step == args.steps:
+            est = estimate_loss(model, splits, args, rng)
+            writer.write(step=step, train_loss=est["train"], val_loss=est["val"])
+            bar.write(f"step {step}: train loss {est['train']:.4f}, val loss {est['val']:.4f}\n"
+                      f"--- sample ---\n{sample(model, codec, chr(10), args.sample_len // 2)}\n--------------")
+        if step % args.ckpt_every == 0 or step == args.steps:
+            bm.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "rng": bm.get_rng_state(), "np_rng": _np_state_to(rng.bit_generator.state), "step": step,
+                     "config": vars(config)}, ckpt_path)
+    bar.close()
+    writer.close()
+    elapsed = time.perf_counter() - start
+
+    final = estimate_loss(model, splits, args, rng)
+    try:
+        plot_metrics(os.path.join(args.out, "loss.png"), metrics_path, keys=["loss", "val_loss"],
+                     title="char-level GPT on fortunes")
+        print(f"loss plot saved to {os.path.join(args.out, 'loss.png')}")
+    except RuntimeError as e:  # matplotlib missing
+        print(f"no plot: {e}")
+    print(f"trained {args.steps} steps in {elapsed:.0f} s")
+    print(f"final: train loss {final['train']:.4f}, val loss {final['val']:.4f} "
+          f"(started at {first['train']:.4f} / {first['val']:.4f})")
+    print("sample:\n" + sample(model, codec, "Q: ", args.sample_len))
+    return 0
+
+
+def _np_state_to(state):
+    """NumPy's PCG64 state as plain ints-as-strings (bm.save stores JSON-able values)."""
+    return {"state": str(state["state"]["state"]), "inc": str(state["state"]["inc"]),
+            "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+
+
+def _np_state_from(d):
+    return {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+            "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
