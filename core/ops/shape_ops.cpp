@@ -155,7 +155,15 @@ std::vector<Tensor> unbind(const Tensor& self, int64_t dim) {
   BM_CHECK_SHAPE(self.dim() > 0, "unbind", "cannot unbind a 0-d tensor");
   const int64_t d = wrap_dim(dim, self.dim(), "unbind");
   std::vector<Tensor> out;
-  for (int64_t i = 0; i < self.size(d); ++i) out.push_back(select(self, d, i));
+  {
+    NoGradGuard no_grad;  // one node for all slices below, not one full-size scatter per slice
+    for (int64_t i = 0; i < self.size(d); ++i) out.push_back(select(self, d, i));
+  }
+  if (needs_grad({self})) {
+    record_function("unbind", {self}, out, [d](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{stack(g, d)};  // slices that got no gradient arrive as zeros
+    });
+  }
   return out;
 }
 

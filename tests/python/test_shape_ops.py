@@ -261,3 +261,13 @@ def test_roll(rng, shifts, dims):
     assert_close(_transposed(a).roll(shifts, dims), np.roll(a, shifts, dims))
     x = _grad_input(rng, (3, 4))
     assert gradcheck(lambda t: bm.roll(t, shifts, dims), [x])
+
+
+def test_unbind_gradient_is_one_node_and_zero_for_unused_slices():
+    x = bm.tensor(np.arange(1.0, 13.0).reshape(4, 3), requires_grad=True)
+    a, _, c, _ = x.unbind(0)
+    assert a.grad_fn is c.grad_fn  # one node serves every slice
+    (a * 2 + c).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2, 2, 2], [0, 0, 0], [1, 1, 1], [0, 0, 0]])
+    t = bm.tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    assert bm.autograd.gradcheck(lambda u: bm.stack([s * (i + 1) for i, s in enumerate(u.unbind(1))], 0), [t])
