@@ -6,6 +6,7 @@ Reports the median time over repeats, GFLOP/s, and bigmodel's time ratio to each
     PYTHONPATH=python python3 bench/bench_matmul_cpu.py
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -15,6 +16,7 @@ import bigmodel as bm
 
 try:
     import torch
+    torch.set_num_threads(os.cpu_count())  # Debian's build defaults to one thread per physical core
 except ImportError:
     torch = None
 
