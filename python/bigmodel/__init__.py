@@ -36,6 +36,7 @@ long = int64
 
 from ._ops import *  # noqa: E402,F401,F403  (module-level functions: bm.add, bm.zeros, ...)
 from ._tensor import tensor, as_tensor  # noqa: E402
+from ._compare import isclose, allclose, equal  # noqa: E402
 from ._autograd import no_grad, enable_grad, set_grad_enabled  # noqa: E402,F811
 from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to Tensor)
 from . import autograd, cuda, data, nn, optim  # noqa: E402,F401

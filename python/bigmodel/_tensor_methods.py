@@ -32,3 +32,30 @@ Tensor.__index__ = lambda self: int(self.item()) if not self.is_floating_point()
     TypeError("[index] only integer tensors of a single element can be converted to an index"))
 Tensor.__hash__ = lambda self: id(self)
 Tensor.__format__ = lambda self, spec: format(self.item(), spec) if self.ndim == 0 else repr(self)
+
+
+# t.new_*(...): tensors with t's dtype and device unless told otherwise, as in PyTorch.
+def _new_factory(make):
+    def method(self, *size, dtype=None, device=None, requires_grad=False):
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        t = make(size, dtype=dtype or self.dtype, device=device or self.device)
+        return t.requires_grad_(True) if requires_grad else t
+    return method
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    t = _C.full(tuple(size), fill_value, dtype=dtype or self.dtype, device=device or self.device)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    from ._tensor import tensor
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+Tensor.new_zeros = _new_factory(_C.zeros)
+Tensor.new_ones = _new_factory(_C.ones)
+Tensor.new_empty = _new_factory(_C.empty)
+Tensor.new_full = _new_full
+Tensor.new_tensor = _new_tensor

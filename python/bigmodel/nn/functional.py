@@ -251,3 +251,39 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 
 __all__ += ["scaled_dot_product_attention"]
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """input / max(||input||_p along dim, eps), as torch.nn.functional.normalize."""
+    norm = _C.norm(input, p, dim, True)
+    return input / _C.clamp(norm, min=eps).expand_as(input)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Constant padding; `pad` lists (left, right) pairs from the last dim backwards, as in
+    PyTorch. Negative amounts crop."""
+    if mode != "constant":
+        raise NotImplementedError(f"[pad] mode '{mode}' is not supported yet (only 'constant')")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"[pad] padding length {len(pad)} must be even and cover at most {input.ndim} dims "
+                         f"of input {tuple(input.shape)}")
+    out = input
+    for i in range(len(pad) // 2):  # crop first (negative amounts), then pad
+        d, (lo, hi) = input.ndim - 1 - i, pad[2 * i:2 * i + 2]
+        start, stop = max(-lo, 0), out.shape[d] - max(-hi, 0)
+        if start > stop:
+            raise ValueError(f"[pad] padding {tuple(pad)} crops dim {d} of {tuple(input.shape)} below zero")
+        out = out.narrow(d, start, stop - start)
+    shape = list(out.shape)
+    index = []
+    for d in range(out.ndim):
+        i = input.ndim - 1 - d
+        lo, hi = (max(pad[2 * i], 0), max(pad[2 * i + 1], 0)) if i < len(pad) // 2 else (0, 0)
+        shape[d] += lo + hi
+        index.append(slice(lo, lo + out.shape[d]))
+    result = _C.full(tuple(shape), value, dtype=out.dtype, device=out.device)
+    result[tuple(index)] = out
+    return result
+
+
+__all__ += ["normalize", "pad"]
