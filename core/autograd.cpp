@@ -90,6 +90,11 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
 SavedTensor::SavedTensor(const Tensor& t) {
   if (!t.defined()) return;
   data_ = t.detach();
+  // detach() links the alias to `t` as its base; a saved output would then hold its own
+  // grad_fn alive (node -> saved alias -> t -> grad_fn -> node), leaking every graph that is
+  // never backpropagated (found by LeakSanitizer). The storage's version counter is all
+  // unpack() needs, so the saved alias keeps no base.
+  data_.impl()->base.reset();
   version_ = t.version();
 }
 

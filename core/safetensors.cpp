@@ -352,12 +352,16 @@ Entry parse_entry(const std::string& name, const Json& v) {
   if (shape->kind != Json::Array) fail(str_cat("tensor '", name, "': shape must be an array"));
   // numel * itemsize must fit int64 (shape products are what overflow in hostile files).
   const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  uint64_t nbytes = itemsize(e.dtype);
+  // The product with zero dims counted as 1 must fit as well: it is the tensor's outermost
+  // stride span, so [0, 2^40, 2^40] (no bytes at all) is still refused.
+  uint64_t nbytes = itemsize(e.dtype), span = nbytes;
   for (const Json& d : shape->array) {
     const uint64_t n = json_uint(d, str_cat("tensor '", name, "': shape entries"));
     if (n > limit) fail(str_cat("tensor '", name, "': shape entry ", n, " is too large"));
-    if (n != 0 && nbytes > limit / n) fail(str_cat("tensor '", name, "': shape product overflows"));
-    nbytes *= n;
+    const uint64_t m = std::max<uint64_t>(n, 1);
+    if (span > limit / m) fail(str_cat("tensor '", name, "': shape product overflows"));
+    span *= m;
+    nbytes *= n;  // nbytes <= span, so this cannot overflow
     e.shape.push_back(static_cast<int64_t>(n));
   }
   if (offsets->kind != Json::Array || offsets->array.size() != 2)

@@ -18,7 +18,10 @@ Shape contiguous_strides(const Shape& sizes) {
   int64_t acc = 1;
   for (int64_t i = static_cast<int64_t>(sizes.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= std::max<int64_t>(sizes[i], 1);
+    // Zero-size dims don't bound the others: [0, 2^40, 2^40] has no elements but its strides
+    // would overflow int64 (found by tests/fuzz/fuzz_safetensors), so refuse such shapes.
+    BM_CHECK_VALUE(!__builtin_mul_overflow(acc, std::max<int64_t>(sizes[i], 1), &acc), "shape",
+                   "shape ", shape_str(sizes), " is too large: its strides overflow int64");
   }
   return st;
 }

@@ -46,6 +46,10 @@ int64_t Tensor::stride(int64_t d) const {
 }
 
 bool Tensor::is_contiguous() const {
+  // A tensor without elements is contiguous whatever its strides (as in PyTorch); without this,
+  // a fresh empty({2, 0, 3}) (strides from contiguous_strides, which counts 0 as 1) was not.
+  for (int64_t s : impl_->sizes)
+    if (s == 0) return true;
   int64_t expected = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (impl_->sizes[i] == 1) continue;

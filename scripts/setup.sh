@@ -9,7 +9,7 @@ export PYTHON
 
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config libopenblas-dev libgtest-dev
   pybind11-dev python3-dev python3-numpy python3-pytest libopenmpi-dev openmpi-bin
-  dataset-fashion-mnist python3-matplotlib fortunes zlib1g-dev)
+  dataset-fashion-mnist python3-matplotlib fortunes zlib1g-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,4 +17,31 @@ if command -v mpirun >/dev/null; then
 else
   echo "mpirun not found (apt-get install openmpi-bin): dist tier not run"; status=1
 fi
+echo "== sanitizer tier (ASan + UBSan C++ tests, build-asan)"
+# -O1 keeps the instrumented build quick to compile while ASan still sees every access.
+ASAN_DIR="$ROOT/build-asan"
+if [ ! -f "$ASAN_DIR/build.ninja" ]; then
+  cmake -S "$ROOT" -B "$ASAN_DIR" -G Ninja -DBIGMODEL_SANITIZE=ON -DBIGMODEL_PYTHON=OFF -DBIGMODEL_CUDA=OFF \
+    -DBIGMODEL_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
+fi
+if cmake --build "$ASAN_DIR" -j2; then
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    LSAN_OPTIONS="suppressions=$ROOT/tests/cpp/lsan.supp:fast_unwind_on_malloc=0" \
+    ctest --test-dir "$ASAN_DIR" -j2 -E install --output-on-failure || status=1
+else
+  status=1
+fi
+echo "== fuzz tier (libFuzzer on the safetensors reader, 20 s)"
+# scripts/fuzz.sh exits 77 when clang or libFuzzer is missing: then the tier is skipped.
+fuzz_rc=0
+fuzz_log="$(mktemp)"
+"$ROOT/scripts/fuzz.sh" 20 >"$fuzz_log" 2>&1 || fuzz_rc=$?
+if [ $fuzz_rc -eq 77 ]; then
+  cat "$fuzz_log"
+elif [ $fuzz_rc -ne 0 ]; then
+  cat "$fuzz_log"; echo "fuzz tier failed (input saved under build-fuzz/artifacts/)"; status=1
+else
+  grep -E "^(Done|stat::)" "$fuzz_log" || true
+fi
+rm -f "$fuzz_log"
 exit $status

@@ -7,6 +7,7 @@
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/ops/unary.h"
 #include "core/ops/view.h"
 
 using namespace bigmodel;
@@ -69,6 +70,27 @@ TEST(Autograd, InplaceOnSavedTensorIsDetected) {
   Tensor y = mul(h, h);
   add_(h, Scalar(1.0));
   EXPECT_THROW(sum(y).backward(), Error);
+}
+
+// A graph that is never backpropagated must be freed with its tensors: ops that save their
+// output (relu, exp) once kept their own node alive through the saved alias (LSan found it).
+TEST(Autograd, ForwardOnlyGraphIsFreed) {
+  std::weak_ptr<Node> fn;
+  {
+    Tensor x = from_vector<double>({1, -2, 3}, {3});
+    x.set_requires_grad(true);
+    Tensor y = exp(relu(x));
+    fn = y.grad_fn();
+    ASSERT_FALSE(fn.expired());
+  }
+  EXPECT_TRUE(fn.expired());
+  // The saved output is still version-checked.
+  Tensor x = from_vector<double>({1, 2}, {2});
+  x.set_requires_grad(true);
+  Tensor y = exp(mul(x, Scalar(1.0)));
+  Tensor z = sum(y);
+  add_(y, Scalar(1.0));
+  EXPECT_THROW(z.backward(), Error);
 }
 
 TEST(Autograd, BroadcastGradientIsSummed) {

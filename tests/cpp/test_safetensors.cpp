@@ -53,6 +53,8 @@ TEST(Safetensors, RoundTripEveryDtype) {
   in.emplace_back("mask", from_host(mask, {3}, DType::Bool));
   in.emplace_back("transposed", transpose(from_vector<double>(vals, {2, 3}), 0, 1));  // non-contiguous
   in.emplace_back("empty", zeros({0, 4}));
+  in.emplace_back("empty_mid", zeros({2, 0, 3}));
+  EXPECT_TRUE(in.back().second.is_contiguous());  // no elements: contiguous whatever the strides
   in.emplace_back("scalar", scalar_tensor(Scalar(4.5), DType::Float32));
   std::map<std::string, std::string> meta = {{"format", "pt"}, {"quote\"and\\slash\n", "ünïcode \x01"}};
   const std::string bytes = st::serialize(in, meta);
@@ -132,6 +134,10 @@ TEST(Safetensors, EntryProblems) {
   expect_bad(make_file(R"({"t":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", four), "non-negative integer");
   expect_bad(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", four),
              "overflows");
+  // No elements, but the strides of [0, 2^40, 2^40] overflow int64 (found by the fuzzer).
+  expect_bad(make_file(R"({"t":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}})"),
+             "overflows");
+  EXPECT_THROW(zeros({0, int64_t{1} << 40, int64_t{1} << 40}), ValueError);
   expect_bad(make_file(R"({"t":{"dtype":"F32","shape":[99999999999999999999],"data_offsets":[0,4]}})", four),
              "non-negative integer");
   expect_bad(make_file(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", four), "reversed");
