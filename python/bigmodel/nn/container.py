@@ -12,7 +12,27 @@ def _index(idx, n, op):
     return idx + n if idx < 0 else idx
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: length, iteration, append, renumbering."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def _renumber(self, mods):
+        """Registers `mods` again under the names 0..n-1 (after deletes and inserts)."""
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            self.add_module(str(i), m)
+
+
+class Sequential(_ModuleSequence):
     """Sequential(m1, m2, ...) or Sequential(OrderedDict(name=module)); forward chains them."""
 
     def __init__(self, *args):
@@ -23,12 +43,6 @@ class Sequential(Module):
         else:
             for i, m in enumerate(args):
                 self.add_module(str(i), m)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __getitem__(self, idx):
         items = list(self._modules.items())
@@ -47,14 +61,7 @@ class Sequential(Module):
             del self._modules[k]
         # Keep integer names contiguous, as PyTorch does.
         if all(k.isdigit() for k in self._modules):
-            mods = list(self._modules.values())
-            self._modules.clear()
-            for i, m in enumerate(mods):
-                self._modules[str(i)] = m
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
+            self._renumber(list(self._modules.values()))
 
     def forward(self, input):
         for m in self._modules.values():
@@ -62,19 +69,13 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules that registers them (their parameters show up in the parent)."""
 
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
             self.extend(modules)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __getitem__(self, idx):
         mods = list(self._modules.values())
@@ -91,13 +92,7 @@ class ModuleList(Module):
             del mods[idx]
         else:
             del mods[_index(idx, len(mods), "ModuleList")]
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self._modules[str(i)] = m
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
+        self._renumber(mods)
 
     def extend(self, modules):
         for m in modules:
@@ -107,9 +102,7 @@ class ModuleList(Module):
     def insert(self, index, module):
         mods = list(self._modules.values())
         mods.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(mods):
-            self.add_module(str(i), m)
+        self._renumber(mods)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("[ModuleList] has no forward(); iterate over it in the parent's forward")
