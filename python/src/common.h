@@ -85,5 +85,8 @@ void bind_autograd_function(py::module_& m);                         // Python-d
 void bind_rnn(py::module_& m, py::class_<Tensor>& cls);             // RNN/LSTM/GRU kernels
 void bind_attention(py::module_& m, py::class_<Tensor>& cls);       // scaled_dot_product_attention
 void bind_distributed(py::module_& m, py::class_<Tensor>& cls);     // process groups, collectives
+void bind_cuda(py::module_& m, py::class_<Tensor>& cls);            // bm.cuda runtime: streams, memory
+void bind_quant(py::module_& m, py::class_<Tensor>& cls);           // int8 quantization
+void bind_amp(py::module_& m, py::class_<Tensor>& cls);             // autocast state
 
 }  // namespace bigmodel::python

@@ -111,4 +111,7 @@ PYBIND11_MODULE(_C, m) {
   bind_rnn(m, cls);
   bind_attention(m, cls);
   bind_distributed(m, cls);
+  bind_cuda(m, cls);
+  bind_quant(m, cls);
+  bind_amp(m, cls);
 }
