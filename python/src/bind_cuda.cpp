@@ -1,4 +1,8 @@
-// Python bindings: bm.cuda runtime: streams, events, memory statistics (owned by the CUDA runtime work).
+// Python bindings: bm.cuda runtime: streams, events, memory statistics.
 #include "common.h"
 
+namespace bigmodel::python {
+
 void bind_cuda(py::module_& m, py::class_<Tensor>& cls) {}
+
+}  // namespace bigmodel::python
