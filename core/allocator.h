@@ -1,7 +1,9 @@
 // Allocator interface behind every Storage. The CPU allocator hands out 64-byte aligned
-// blocks; the CUDA caching allocator (kernels/cuda) plugs in through the same interface.
+// blocks and counts live bytes (current/peak, for memory measurements); the CUDA caching
+// allocator (kernels/cuda/cuda_allocator.cpp) plugs in through the same interface.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "core/device.h"
 
@@ -12,6 +14,10 @@ class Allocator {
   virtual ~Allocator() = default;
   virtual void* allocate(size_t nbytes) = 0;  // throws OutOfMemoryError on failure
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
+  // Device-aware forms (a CUDA allocator needs the index); the CPU ignores the device.
+  // deallocate_on must not throw: it runs from Storage's destructor.
+  virtual void* allocate_on(size_t nbytes, Device device) { return allocate(nbytes); }
+  virtual void deallocate_on(void* ptr, size_t nbytes, Device device) { deallocate(ptr, nbytes); }
 };
 
 Allocator* cpu_allocator();
@@ -19,5 +25,16 @@ Allocator* cpu_allocator();
 // ("built without CUDA" or "no CUDA device").
 Allocator* get_allocator(Device device);
 void register_allocator(DeviceType type, Allocator* allocator);
+
+// Bytes held by live CPU storages allocated through cpu_allocator() (requested sizes, not
+// the 64-byte rounding); storages that wrap NumPy memory are not counted.
+struct CpuMemoryStats {
+  int64_t allocated_bytes = 0;
+  int64_t peak_allocated_bytes = 0;
+  int64_t num_allocs = 0;
+  int64_t num_frees = 0;
+};
+CpuMemoryStats cpu_memory_stats();
+void reset_cpu_peak_memory_stats();  // peak := current
 
 }  // namespace bigmodel

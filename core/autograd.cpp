@@ -11,12 +11,16 @@
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
+#include "core/ops/unary.h"
 #include "core/ops/view.h"
 
 namespace bigmodel {
 namespace {
 
 thread_local bool g_grad_enabled = true;
+thread_local bool g_anomaly_enabled = false;
+thread_local bool g_anomaly_check_forward = true;
+std::atomic<AnomalyMode::ContextFn> g_anomaly_context{nullptr};
 std::atomic<uint64_t> g_next_sequence_nr{0};
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
@@ -56,6 +60,52 @@ std::string node_display_name(const Node& node) {
 
 bool GradMode::is_enabled() { return g_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+
+bool AnomalyMode::is_enabled() { return g_anomaly_enabled; }
+bool AnomalyMode::check_forward() { return g_anomaly_check_forward; }
+void AnomalyMode::set_enabled(bool enabled, bool check_forward) {
+  g_anomaly_enabled = enabled;
+  g_anomaly_check_forward = check_forward;
+}
+void AnomalyMode::set_context_callback(ContextFn fn) { g_anomaly_context.store(fn); }
+
+namespace {
+
+// "nan" or "inf" when a floating tensor holds such values, else "" (integers are finite).
+const char* nonfinite_kind(const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return "";
+  NoGradGuard no_grad;
+  if (all(isfinite(t)).item().to<bool>()) return "";
+  return any(isnan(t)).item().to<bool>() ? "nan" : "inf";
+}
+
+std::string creation_note(const Node& node) {
+  if (node.creation_context.empty())
+    return "\n(no creation traceback: the op was recorded outside anomaly mode or from C++)";
+  return "\nThe forward op was created at (most recent call last):\n" + node.creation_context;
+}
+
+// Forward check of a freshly recorded op's outputs (anomaly mode with check_forward).
+void check_forward_outputs(const Node& node, const std::vector<Tensor>& outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const char* kind = nonfinite_kind(outputs[i]);
+    const std::string name = node_display_name(node);
+    BM_CHECK_RUNTIME(*kind == 0, name, "anomaly detected: Function '", name, "' produced ", kind,
+                     " values in its forward output ", i, creation_note(node));
+  }
+}
+
+// Backward check of the gradients one node returned (anomaly mode).
+void check_backward_outputs(const Node& node, const std::vector<Tensor>& grads) {
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const char* kind = nonfinite_kind(grads[i]);
+    const std::string name = node_display_name(node);
+    BM_CHECK_RUNTIME(*kind == 0, name, "anomaly detected: Function '", name, "' returned ", kind,
+                     " values in its gradient for input ", i, creation_note(node));
+  }
+}
+
+}  // namespace
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
   BM_CHECK_RUNTIME(fn_ != nullptr, name_,
@@ -128,6 +178,10 @@ void record_function(const char* name, const std::vector<Tensor>& inputs,
     meta.grad_fn = node;
     meta.output_nr = static_cast<uint32_t>(i);
   }
+  if (g_anomaly_enabled) {  // the only cost when the mode is off
+    if (AnomalyMode::ContextFn ctx = g_anomaly_context.load()) node->creation_context = ctx();
+    if (g_anomaly_check_forward) check_forward_outputs(*node, outputs);
+  }
 }
 
 namespace {
@@ -178,6 +232,7 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
                   bool retain_graph) {
   GradModeGuard no_grad(false);  // backward formulas are not themselves recorded
+  const bool anomaly = AnomalyMode::is_enabled();
   // Seed: the root tensors' edges.
   struct Pending {
     std::vector<Tensor> grads;
@@ -252,6 +307,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     }
     std::vector<Tensor> out = node->apply(std::move(in));
     if (!retain_graph) node->release();
+    if (anomaly) check_backward_outputs(*node, out);
     for (size_t i = 0; i < node->next_edges.size() && i < out.size(); ++i) {
       const Edge& e = node->next_edges[i];
       if (!e.valid()) continue;

@@ -43,6 +43,8 @@ class Node : public std::enable_shared_from_this<Node> {
   std::vector<std::pair<uint32_t, GradHook>> pre_hooks;
   // retain_grad() hooks run after pre_hooks, so .grad sees the hooked gradient (as in PyTorch).
   std::vector<std::pair<uint32_t, GradHook>> retain_grad_hooks;
+  // Where the forward op was created (a Python traceback), captured only in anomaly mode.
+  std::string creation_context;
 };
 
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
@@ -113,6 +115,35 @@ class GradModeGuard {
 
  private:
   bool prev_;
+};
+
+// Anomaly detection (debugging NaN/Inf): thread-local, off by default. While on, every
+// recorded op checks its floating outputs for NaN/Inf and stores where it was created, and
+// backward checks every gradient a node returns; either failure throws an Error naming the
+// node ("DivBackward0") and its creation context. Off, it costs one thread-local load per op.
+struct AnomalyMode {
+  static bool is_enabled();
+  static bool check_forward();  // also check forward outputs (on by default with the mode)
+  static void set_enabled(bool enabled, bool check_forward = true);
+  // A callback returning a description of the caller's context (Python registers one that
+  // formats its stack); called at record time only while the mode is on. nullptr: none.
+  using ContextFn = std::string (*)();
+  static void set_context_callback(ContextFn fn);
+};
+
+// RAII: anomaly mode on (or off) for a scope, restoring the previous setting.
+class DetectAnomalyGuard {
+ public:
+  explicit DetectAnomalyGuard(bool enabled = true, bool check_forward = true)
+      : prev_(AnomalyMode::is_enabled()), prev_forward_(AnomalyMode::check_forward()) {
+    AnomalyMode::set_enabled(enabled, check_forward);
+  }
+  ~DetectAnomalyGuard() { AnomalyMode::set_enabled(prev_, prev_forward_); }
+  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
+  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
+
+ private:
+  bool prev_, prev_forward_;
 };
 
 // True when grad mode is on and some input requires grad: the op must record a node.

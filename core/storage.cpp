@@ -5,7 +5,7 @@ namespace bigmodel {
 
 Storage::Storage(size_t nbytes, Device device)
     : nbytes_(nbytes), device_(device), allocator_(get_allocator(device)) {
-  data_ = allocator_->allocate(nbytes);
+  data_ = allocator_->allocate_on(nbytes, device);
 }
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(void*)> release)
@@ -15,7 +15,7 @@ Storage::~Storage() {
   if (release_) {
     release_(data_);
   } else if (allocator_) {
-    allocator_->deallocate(data_, nbytes_);
+    allocator_->deallocate_on(data_, nbytes_, device_);
   }
 }
 

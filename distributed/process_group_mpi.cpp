@@ -3,8 +3,12 @@
 // they were launched, and MPI needs only MPI_THREAD_SERIALIZED); the caller's thread
 // stages tensors (contiguous copies, float16/bfloat16 -> float32) and, in Work::wait(),
 // writes results back, so the worker touches raw buffers only.
+// A rank that dies or stops calling collectives would block the others forever: wait()
+// gives up after BIGMODEL_DIST_TIMEOUT seconds (default 1800; 0 = never) with an Error, and
+// the group is then unusable (the worker is stuck inside MPI; exit skips MPI_Finalize).
 #include "distributed/process_group.h"
 
+#include <chrono>
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
@@ -42,14 +46,42 @@ bool mpi_available() { return true; }
 
 namespace {
 
+// Seconds a collective may take before wait() gives up (BIGMODEL_DIST_TIMEOUT; <= 0: never).
+double collective_timeout_s() {
+  static const double seconds = [] {
+    const char* env = std::getenv("BIGMODEL_DIST_TIMEOUT");
+    if (!env || !*env) return 1800.0;
+    char* end = nullptr;
+    double v = std::strtod(env, &end);
+    BM_CHECK_VALUE(end && *end == 0, "init_process_group", "BIGMODEL_DIST_TIMEOUT must be a number of seconds, got '",
+                   env, "'");
+    return v;
+  }();
+  return seconds;
+}
+
+void mark_runtime_broken();
+
 // ---- Work: completion flag + error, set by the worker; finalize runs in wait() ----
 class MpiWork : public Work {
  public:
+  explicit MpiWork(const char* name) : name_(name) {}
   std::function<void()> finalize;  // caller-thread post-processing (copy back, divide)
 
   void wait() override {
     std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [&] { return done_; });
+    const double timeout = collective_timeout_s();
+    if (timeout > 0) {
+      if (!cv_.wait_for(lock, std::chrono::duration<double>(timeout), [&] { return done_; })) {
+        mark_runtime_broken();
+        BM_CHECK_RUNTIME(false, name_, "timed out after ", timeout,
+                         " s waiting for the collective to complete: another rank has probably died or stopped "
+                         "calling collectives (the limit is BIGMODEL_DIST_TIMEOUT, in seconds). The process group "
+                         "can no longer be used; end this process");
+      }
+    } else {
+      cv_.wait(lock, [&] { return done_; });
+    }
     if (error_) std::rethrow_exception(error_);
     if (finalize) {
       auto f = std::move(finalize);
@@ -73,6 +105,7 @@ class MpiWork : public Work {
   }
 
  private:
+  const char* name_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false;
@@ -87,15 +120,23 @@ class MpiRuntime {
     return *rt;
   }
 
-  std::shared_ptr<MpiWork> submit(std::function<void()> job) {
-    auto work = std::make_shared<MpiWork>();
+  std::shared_ptr<MpiWork> submit(const char* name, std::function<void()> job) {
+    auto work = std::make_shared<MpiWork>(name);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      BM_CHECK_RUNTIME(!stopped_, "distributed", "MPI has been finalised (the process is exiting)");
+      BM_CHECK_RUNTIME(!stopped_, name, "MPI has been finalised (the process is exiting)");
+      BM_CHECK_RUNTIME(!broken_, name, "an earlier collective timed out (BIGMODEL_DIST_TIMEOUT), so the process "
+                       "group is unusable: another rank has probably died; end this process");
       queue_.emplace_back(std::move(job), work);
     }
     cv_.notify_one();
     return work;
+  }
+
+  // A collective timed out: the worker may never come back from MPI.
+  void mark_broken() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    broken_ = true;
   }
 
  private:
@@ -133,12 +174,18 @@ class MpiRuntime {
     }
   }
 
-  // Drains the queue, joins the worker, then finalises MPI (if we initialised it).
+  // Drains the queue, joins the worker, then finalises MPI (if we initialised it). After a
+  // timeout the worker is stuck in MPI: it is left behind (the process is exiting) and MPI
+  // is not finalised, so the launcher sees this rank fail and ends the job.
   void shutdown() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopped_) return;
       stopped_ = stopping_ = true;
+      if (broken_) {
+        worker_.detach();
+        return;
+      }
     }
     cv_.notify_all();
     if (worker_.joinable()) worker_.join();
@@ -150,9 +197,11 @@ class MpiRuntime {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<std::function<void()>, std::shared_ptr<MpiWork>>> queue_;
-  bool stopping_ = false, stopped_ = false, owns_mpi_ = false;
+  bool stopping_ = false, stopped_ = false, owns_mpi_ = false, broken_ = false;
   std::thread worker_;
 };
+
+void mark_runtime_broken() { MpiRuntime::get().mark_broken(); }
 
 void check_mpi(int rc, const char* op) {
   if (rc == MPI_SUCCESS) return;
@@ -213,7 +262,7 @@ class ProcessGroupMPI : public ProcessGroup {
  public:
   ProcessGroupMPI() : rt_(MpiRuntime::get()) {
     // Even setup goes through the worker, so MPI is only ever called from one thread.
-    auto w = rt_.submit([this] {
+    auto w = rt_.submit("init_process_group", [this] {
       check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "init_process_group");
       MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
       MPI_Comm_rank(comm_, &rank_);
@@ -228,7 +277,7 @@ class ProcessGroupMPI : public ProcessGroup {
   ~ProcessGroupMPI() override {
     try {
       MPI_Comm comm = comm_;
-      rt_.submit([comm]() mutable { MPI_Comm_free(&comm); })->wait();
+      rt_.submit("destroy_process_group", [comm]() mutable { MPI_Comm_free(&comm); })->wait();
     } catch (...) {  // exiting: MPI already finalised
     }
   }
@@ -246,7 +295,7 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor buf = stage(tensor, wire);
     int n = checked_count(buf.numel(), name);
     MPI_Comm comm = comm_;
-    auto work = rt_.submit([=] {
+    auto work = rt_.submit(name, [=] {
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), n, mpi_type(wire), mpi_op(op, wire), comm), name);
     });
     Tensor target = tensor.detach();
@@ -265,7 +314,7 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor buf = stage(tensor, tensor.dtype());
     int n = checked_count(static_cast<int64_t>(buf.nbytes()), name);
     MPI_Comm comm = comm_;
-    auto work = rt_.submit([=] { check_mpi(MPI_Bcast(buf.data_ptr(), n, MPI_BYTE, root, comm), name); });
+    auto work = rt_.submit(name, [=] { check_mpi(MPI_Bcast(buf.data_ptr(), n, MPI_BYTE, root, comm), name); });
     Tensor target = tensor.detach();
     work->finalize = [buf, target]() mutable {
       if (buf.data_ptr() != target.data_ptr()) copy_(target, buf);
@@ -281,7 +330,7 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor buf = empty({size_ * input.numel()}, input.dtype());
     int n = checked_count(static_cast<int64_t>(in.nbytes()), name);
     MPI_Comm comm = comm_;
-    auto work = rt_.submit([=] {
+    auto work = rt_.submit(name, [=] {
       check_mpi(MPI_Allgather(in.data_ptr(), n, MPI_BYTE, buf.data_ptr(), n, MPI_BYTE, comm), name);
     });
     std::vector<Tensor> targets;
@@ -310,7 +359,7 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor recv = empty({output.numel()}, wire);
     int n = checked_count(output.numel(), name);
     MPI_Comm comm = comm_;
-    auto work = rt_.submit([=] {
+    auto work = rt_.submit(name, [=] {
       check_mpi(MPI_Reduce_scatter_block(send.data_ptr(), recv.data_ptr(), n, mpi_type(wire), mpi_op(op, wire),
                                          comm),
                 name);
@@ -326,7 +375,7 @@ class ProcessGroupMPI : public ProcessGroup {
 
   WorkPtr barrier_async() override {
     MPI_Comm comm = comm_;
-    return rt_.submit([comm] { check_mpi(MPI_Barrier(comm), "barrier"); });
+    return rt_.submit("barrier", [comm] { check_mpi(MPI_Barrier(comm), "barrier"); });
   }
 
  private:

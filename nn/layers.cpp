@@ -11,6 +11,7 @@
 #include "core/ops/linalg.h"
 #include "core/ops/norm.h"
 #include "core/ops/pool.h"
+#include "core/ops/softmax.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
 
@@ -40,7 +41,9 @@ void Linear::reset_parameters() {
   if (bias.defined()) init_uniform(bias, bound);
 }
 
-Tensor Linear::forward(const Tensor& input) { return linear(input, weight, bias); }
+Tensor Linear::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return linear(input, weight, bias); });
+}
 
 // ---- Conv2d ---------------------------------------------------------------------------
 Conv2d::Conv2d(int64_t in, int64_t out, Size2 k, Size2 s, Size2 p, Size2 d, int64_t g, bool with_bias, DType dtype)
@@ -64,15 +67,46 @@ void Conv2d::reset_parameters() {
 }
 
 Tensor Conv2d::forward(const Tensor& input) {
-  return conv2d(input, weight, bias, {stride.h, stride.w}, {padding.h, padding.w}, {dilation.h, dilation.w}, groups);
+  return in_layer(type_name(), [&] {
+    return conv2d(input, weight, bias, {stride.h, stride.w}, {padding.h, padding.w}, {dilation.h, dilation.w},
+                  groups);
+  });
 }
 
 // ---- MaxPool2d ------------------------------------------------------------------------
 MaxPool2d::MaxPool2d(Size2 k, std::optional<Size2> s, Size2 p) : kernel_size(k), stride(s ? *s : k), padding(p) {}
 
 Tensor MaxPool2d::forward(const Tensor& input) {
-  return max_pool2d(input, {kernel_size.h, kernel_size.w}, std::array<int64_t, 2>{stride.h, stride.w},
-                    {padding.h, padding.w});
+  return in_layer(type_name(), [&] {
+    return max_pool2d(input, {kernel_size.h, kernel_size.w}, std::array<int64_t, 2>{stride.h, stride.w},
+                      {padding.h, padding.w});
+  });
+}
+
+// ---- AvgPool2d, AdaptiveAvgPool2d --------------------------------------------------------
+AvgPool2d::AvgPool2d(Size2 k, std::optional<Size2> s, Size2 p, bool ceil, bool include_pad,
+                     std::optional<int64_t> divisor)
+    : kernel_size(k), stride(s ? *s : k), padding(p), ceil_mode(ceil), count_include_pad(include_pad),
+      divisor_override(divisor) {
+  BM_CHECK_VALUE(k.h > 0 && k.w > 0, "AvgPool2d", "kernel_size must be positive, got (", k.h, ", ", k.w, ")");
+  BM_CHECK_VALUE(!divisor || *divisor > 0, "AvgPool2d", "divisor_override must be positive, got ",
+                 divisor ? *divisor : 0);
+}
+
+Tensor AvgPool2d::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] {
+    return avg_pool2d(input, {kernel_size.h, kernel_size.w}, std::array<int64_t, 2>{stride.h, stride.w},
+                      {padding.h, padding.w}, ceil_mode, count_include_pad, divisor_override);
+  });
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(Size2 out) : output_size(out) {
+  BM_CHECK_VALUE(out.h >= 0 && out.w >= 0, "AdaptiveAvgPool2d", "output_size must be >= 0, got (", out.h, ", ",
+                 out.w, ")");
+}
+
+Tensor AdaptiveAvgPool2d::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return adaptive_avg_pool2d(input, {output_size.h, output_size.w}); });
 }
 
 // ---- BatchNorm2d ----------------------------------------------------------------------
@@ -93,7 +127,9 @@ Tensor BatchNorm2d::forward(const Tensor& input) {
     NoGradGuard no_grad;
     add_(num_batches_tracked, Scalar(int64_t{1}));
   }
-  return batch_norm(input, running_mean, running_var, weight, bias, is_training(), momentum, eps);
+  return in_layer(type_name(), [&] {
+    return batch_norm(input, running_mean, running_var, weight, bias, is_training(), momentum, eps);
+  });
 }
 
 // ---- Dropout, Flatten, ReLU -------------------------------------------------------------
@@ -107,9 +143,39 @@ Tensor Dropout::forward(const Tensor& input) {
   return mul(input, dropout_mask(input.sizes(), p, input.dtype(), input.device()));
 }
 
-Tensor Flatten::forward(const Tensor& input) { return flatten(input, start_dim, end_dim); }
+Tensor Flatten::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return flatten(input, start_dim, end_dim); });
+}
 
-Tensor ReLU::forward(const Tensor& input) { return relu(input); }
+Tensor ReLU::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return relu(input); });
+}
+
+// ---- GELU, Tanh, Sigmoid, Softmax, LogSoftmax ------------------------------------------------
+GELU::GELU(std::string approx) : approximate(std::move(approx)) {
+  BM_CHECK_VALUE(approximate == "none" || approximate == "tanh", "GELU",
+                 "approximate must be 'none' or 'tanh', got '", approximate, "'");
+}
+
+Tensor GELU::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return gelu(input, approximate); });
+}
+
+Tensor Tanh::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return tanh(input); });
+}
+
+Tensor Sigmoid::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return sigmoid(input); });
+}
+
+Tensor Softmax::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return softmax(input, dim); });
+}
+
+Tensor LogSoftmax::forward(const Tensor& input) {
+  return in_layer(type_name(), [&] { return log_softmax(input, dim); });
+}
 
 // ---- Sequential ------------------------------------------------------------------------
 Sequential::Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
@@ -125,6 +191,26 @@ Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   for (const auto& child : children()) x = (*child)(x);
   return x;
+}
+
+// ---- ModuleList ---------------------------------------------------------------------------
+ModuleList::ModuleList(std::initializer_list<std::shared_ptr<Module>> modules) {
+  for (const auto& m : modules) push_back(m);
+}
+
+void ModuleList::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(modules_.size()), module);
+  modules_.push_back(std::move(module));
+}
+
+std::shared_ptr<Module> ModuleList::operator[](int64_t i) const {
+  const auto n = static_cast<int64_t>(modules_.size());
+  BM_CHECK_INDEX(i >= -n && i < n, "ModuleList", "index ", i, " is out of range for ", n, " modules");
+  return modules_[static_cast<size_t>(i < 0 ? i + n : i)];
+}
+
+Tensor ModuleList::forward(const Tensor&) {
+  throw NotImplementedError("[ModuleList] has no forward(); iterate over it in the parent's forward");
 }
 
 }  // namespace bigmodel::nn

@@ -1,11 +1,14 @@
 // The C++ layers mirroring bigmodel.nn (python/bigmodel/nn): Linear, Conv2d, MaxPool2d,
-// BatchNorm2d, Dropout, Flatten, ReLU and Sequential. Parameter and buffer names and the
+// AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Dropout, Flatten, the activations (ReLU, GELU,
+// Tanh, Sigmoid, Softmax, LogSoftmax) and the containers Sequential and ModuleList. Parameter and buffer names and the
 // default initialisation (PyTorch's, drawn from bigmodel's default generator) equal Python's,
 // so state dicts interchange (e.g. through core/safetensors.h).
 #pragma once
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "nn/module.h"
@@ -53,6 +56,29 @@ class MaxPool2d : public Module {
   Size2 kernel_size, stride, padding;
 };
 
+// Mean over kernel_size windows; stride defaults to kernel_size. count_include_pad: padded
+// zeros count in the divisor; divisor_override (> 0) replaces the divisor.
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0,
+                     bool ceil_mode = false, bool count_include_pad = true,
+                     std::optional<int64_t> divisor_override = std::nullopt);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "AvgPool2d"; }
+  Size2 kernel_size, stride, padding;
+  bool ceil_mode, count_include_pad;
+  std::optional<int64_t> divisor_override;
+};
+
+// Averages each [H, W] plane of an [N, C, H, W] or [C, H, W] input down to output_size.
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(Size2 output_size);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  Size2 output_size;
+};
+
 // weight (ones), bias (zeros); buffers running_mean (zeros), running_var (ones) and
 // num_batches_tracked (int64 0-d), the names PyTorch uses. Training normalises with the batch
 // statistics and updates the running ones; eval uses the running ones. Input [N, C, H, W].
@@ -90,6 +116,45 @@ class ReLU : public Module {
   std::string type_name() const override { return "ReLU"; }
 };
 
+// approximate "none": x * Phi(x) with the erf; "tanh": the tanh approximation.
+class GELU : public Module {
+ public:
+  explicit GELU(std::string approximate = "none");
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "GELU"; }
+  std::string approximate;
+};
+
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "Tanh"; }
+};
+
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "Sigmoid"; }
+};
+
+// Softmax along dim (negative counts from the end). C++ takes the dim explicitly: Python's
+// implicit-dim legacy rule is deprecated in PyTorch too.
+class Softmax : public Module {
+ public:
+  explicit Softmax(int64_t dim) : dim(dim) {}
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "Softmax"; }
+  int64_t dim;
+};
+
+class LogSoftmax : public Module {
+ public:
+  explicit LogSoftmax(int64_t dim) : dim(dim) {}
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "LogSoftmax"; }
+  int64_t dim;
+};
+
 // Runs its children in order; they are named "0", "1", ... as in Python.
 class Sequential : public Module {
  public:
@@ -102,6 +167,35 @@ class Sequential : public Module {
 
  private:
   size_t size_ = 0;
+};
+
+// A list of modules registered as children "0", "1", ... (their parameters appear in the
+// parent's state_dict as "<list>.<i>.<name>", as Python's ModuleList). It has no forward
+// (NotImplementedError): the parent iterates over it.
+class ModuleList : public Module {
+ public:
+  ModuleList() = default;
+  ModuleList(std::initializer_list<std::shared_ptr<Module>> modules);
+  void push_back(std::shared_ptr<Module> module);
+  size_t size() const { return modules_.size(); }
+  // Negative i counts from the end; IndexError when out of range.
+  std::shared_ptr<Module> operator[](int64_t i) const;
+  // The i-th module as an M (ValueError when it is another type).
+  template <class M>
+  std::shared_ptr<M> get(int64_t i) const {
+    auto m = std::dynamic_pointer_cast<M>((*this)[i]);
+    if (!m)
+      throw ValueError("[ModuleList] module " + std::to_string(i) + " has another type (" +
+                       (*this)[i]->type_name() + ")");
+    return m;
+  }
+  std::vector<std::shared_ptr<Module>>::const_iterator begin() const { return modules_.begin(); }
+  std::vector<std::shared_ptr<Module>>::const_iterator end() const { return modules_.end(); }
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "ModuleList"; }
+
+ private:
+  std::vector<std::shared_ptr<Module>> modules_;
 };
 
 }  // namespace bigmodel::nn

@@ -11,6 +11,34 @@
 
 namespace bigmodel::nn {
 
+void rethrow_in_layer(const std::string& layer) {
+  const std::string tag = "[" + layer + "]";
+  auto msg = [&](const Error& e) {
+    const std::string what = e.what();
+    return what.compare(0, tag.size(), tag) == 0 ? what : tag + " " + what;
+  };
+  // Most derived first, so the rethrown exception keeps its exact type.
+  try {
+    throw;
+  } catch (const OutOfMemoryError& e) {
+    throw OutOfMemoryError(msg(e));
+  } catch (const ShapeError& e) {
+    throw ShapeError(msg(e));
+  } catch (const ValueError& e) {
+    throw ValueError(msg(e));
+  } catch (const DTypeError& e) {
+    throw DTypeError(msg(e));
+  } catch (const IndexError& e) {
+    throw IndexError(msg(e));
+  } catch (const DeviceError& e) {
+    throw DeviceError(msg(e));
+  } catch (const NotImplementedError& e) {
+    throw NotImplementedError(msg(e));
+  } catch (const Error& e) {
+    throw Error(msg(e));
+  }
+}
+
 Tensor Module::forward(const Tensor&) {
   throw NotImplementedError("[Module] " + type_name() + " has no forward()");
 }

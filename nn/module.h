@@ -8,9 +8,24 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace bigmodel::nn {
+
+// Called inside a catch block: rethrows the current bigmodel::Error as the same subclass with
+// "[layer] " prepended (unless already there), so an op's error names the layer it came from.
+[[noreturn]] void rethrow_in_layer(const std::string& layer);
+
+// Runs fn(); a bigmodel::Error escaping it is rethrown by rethrow_in_layer(layer).
+template <class Fn>
+auto in_layer(const std::string& layer, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Error&) {
+    rethrow_in_layer(layer);
+  }
+}
 
 // An ordered name -> tensor list (registration order, as Python's OrderedDict); the form
 // bigmodel::safetensors::save takes and safetensors::load returns in Contents::tensors.

@@ -1,67 +1,70 @@
 // bigmodel::optim::SGD (see sgd.h): the update is written with ops, so it runs on any device.
 #include "optim/sgd.h"
 
-#include "core/autograd.h"
 #include "core/error.h"
-#include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
-#include "core/ops/unary.h"
 #include "core/ops/view.h"
 
 namespace bigmodel::optim {
+namespace {
 
-SGD::SGD(std::vector<Tensor> params, SGDOptions o) : params_(std::move(params)), options_(o) {
-  const char* op = "SGD";
-  BM_CHECK_VALUE(o.lr >= 0.0, op, "invalid learning rate: ", o.lr);
-  BM_CHECK_VALUE(o.momentum >= 0.0, op, "invalid momentum value: ", o.momentum);
-  BM_CHECK_VALUE(o.weight_decay >= 0.0, op, "invalid weight_decay value: ", o.weight_decay);
-  BM_CHECK_VALUE(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0), op,
+Options to_options(const SGDOptions& o) {
+  return {{"lr", o.lr},
+          {"momentum", o.momentum},
+          {"dampening", o.dampening},
+          {"weight_decay", o.weight_decay},
+          {"nesterov", o.nesterov ? 1.0 : 0.0},
+          {"maximize", o.maximize ? 1.0 : 0.0}};
+}
+
+}  // namespace
+
+SGD::SGD(std::vector<Tensor> params, SGDOptions options) : SGD(std::vector<ParamGroup>{ParamGroup(std::move(params))}, options) {}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions defaults) : Optimizer("SGD", to_options(defaults)), options_(defaults) {
+  add_initial_groups(std::move(groups));
+}
+
+void SGD::check_options(const Options& o) const {
+  const std::string& op = type_name();
+  auto lr = o.find("lr");
+  BM_CHECK_VALUE(lr != o.end() && lr->second >= 0.0, op, "invalid learning rate: ", lr == o.end() ? -1.0 : lr->second);
+  check_non_negative(o, "momentum", "momentum");
+  check_non_negative(o, "weight_decay", "weight_decay");
+  BM_CHECK_VALUE(o.count("dampening"), op, "missing option 'dampening'");
+  check_flag(o, "nesterov");
+  check_flag(o, "maximize");
+  BM_CHECK_VALUE(o.at("nesterov") == 0.0 || (o.at("momentum") > 0.0 && o.at("dampening") == 0.0), op,
                  "Nesterov momentum requires a momentum and zero dampening");
-  for (size_t i = 0; i < params_.size(); ++i) {
-    BM_CHECK_VALUE(params_[i].defined(), op, "parameter ", i, " is undefined");
-    BM_CHECK_VALUE(params_[i].requires_grad(), op, "parameter ", i, " does not require grad");
-  }
-  buffers_.resize(params_.size());
 }
 
-void SGD::set_lr(double lr) {
-  BM_CHECK_VALUE(lr >= 0.0, "SGD", "invalid learning rate: ", lr);
-  options_.lr = lr;
+const Tensor& SGD::momentum_buffer(size_t i) const {
+  static const Tensor undefined;
+  const ParamState& s = state(params().at(i));
+  auto it = s.find("momentum_buffer");
+  return it == s.end() ? undefined : it->second;
 }
 
-void SGD::step() {
-  NoGradGuard no_grad;
-  const SGDOptions& o = options_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor grad = params_[i].grad();
-    if (!grad.defined()) continue;
-    Tensor p = params_[i].detach();  // the update itself is not part of any graph
-    Tensor d_p = o.maximize ? neg(grad) : grad;
-    if (o.weight_decay != 0.0) d_p = add(d_p, p, Scalar(o.weight_decay));
-    if (o.momentum != 0.0) {
-      Tensor& buf = buffers_[i];
-      if (!buf.defined()) {
-        buf = clone(d_p);
+void SGD::update_group(ParamGroup& group) {
+  const double lr = group.lr(), momentum = group.get("momentum"), dampening = group.get("dampening");
+  const double weight_decay = group.get("weight_decay");
+  const bool nesterov = group.flag("nesterov"), maximize = group.flag("maximize");
+  for (Tensor& param : group.params) {
+    if (!param.grad().defined()) continue;
+    Tensor p = param.detach();  // the update itself is not part of any graph
+    Tensor d_p = effective_grad(param, maximize, weight_decay);
+    if (momentum != 0.0) {
+      ParamState& state = state_for(param);
+      auto it = state.find("momentum_buffer");
+      if (it == state.end()) {
+        it = state.emplace("momentum_buffer", clone(d_p)).first;
       } else {
-        mul_(buf, Scalar(o.momentum));
-        add_(buf, d_p, Scalar(1.0 - o.dampening));
+        mul_(it->second, Scalar(momentum));
+        add_(it->second, d_p, Scalar(1.0 - dampening));
       }
-      d_p = o.nesterov ? add(d_p, buf, Scalar(o.momentum)) : buf;
+      d_p = nesterov ? add(d_p, it->second, Scalar(momentum)) : it->second;
     }
-    add_(p, d_p, Scalar(-o.lr));
-  }
-}
-
-void SGD::zero_grad(bool set_to_none) {
-  for (Tensor& p : params_) {
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    if (set_to_none) {
-      p.set_grad(Tensor());
-    } else {
-      NoGradGuard no_grad;
-      zero_(g);
-    }
+    add_(p, d_p, Scalar(-lr));
   }
 }
 

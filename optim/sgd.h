@@ -7,7 +7,7 @@
 #pragma once
 #include <vector>
 
-#include "core/tensor.h"
+#include "optim/optimizer.h"
 
 namespace bigmodel::optim {
 
@@ -20,26 +20,25 @@ struct SGDOptions {
   bool maximize = false;
 };
 
-class SGD {
+class SGD : public Optimizer {
  public:
   // params: the tensors to update (e.g. module.parameters()); checks the options as
-  // Python does (ValueError "[SGD] ...").
+  // Python does (ValueError "[SGD] ..."). Group options: lr, momentum, dampening,
+  // weight_decay, nesterov, maximize.
   SGD(std::vector<Tensor> params, SGDOptions options);
-  // One update of every parameter that has a gradient (outside the graph).
-  void step();
-  // Clears the parameters' gradients: drops them (default) or zeroes them in place.
-  void zero_grad(bool set_to_none = true);
+  // Several groups; each group's options override `defaults`.
+  SGD(std::vector<ParamGroup> groups, SGDOptions defaults);
 
-  double lr() const { return options_.lr; }
-  void set_lr(double lr);  // for learning-rate schedules
+  // The defaults the optimizer was built with (per-group values live in param_groups()).
   const SGDOptions& options() const { return options_; }
-  const std::vector<Tensor>& params() const { return params_; }
   // The momentum buffer of params()[i]; undefined before its first momentum step.
-  const Tensor& momentum_buffer(size_t i) const { return buffers_.at(i); }
+  const Tensor& momentum_buffer(size_t i) const;
+
+ protected:
+  void check_options(const Options& o) const override;
+  void update_group(ParamGroup& group) override;
 
  private:
-  std::vector<Tensor> params_;
-  std::vector<Tensor> buffers_;
   SGDOptions options_;
 };
 

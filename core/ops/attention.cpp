@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/amp.h"
 #include "core/error.h"
 #include "core/ops/compare.h"
 #include "core/ops/creation.h"
@@ -53,10 +54,15 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
 
 }  // namespace
 
-std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(const Tensor& q, const Tensor& k,
-                                                                    const Tensor& v, const Tensor& attn_mask,
+std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(const Tensor& q_in, const Tensor& k_in,
+                                                                    const Tensor& v_in, const Tensor& mask_in,
                                                                     double dropout_p, bool is_causal,
                                                                     std::optional<double> scale, Generator* gen) {
+  // Autocast (core/amp.h): attention runs wholly in the autocast dtype, as a fused kernel
+  // would (its softmax computes in float internally), so the inner ops must not re-cast.
+  const Tensor q = amp::autocast_lower(q_in), k = amp::autocast_lower(k_in), v = amp::autocast_lower(v_in);
+  const Tensor attn_mask = mask_in.defined() && mask_in.dtype() != DType::Bool ? amp::autocast_lower(mask_in) : mask_in;
+  amp::AutocastOffGuard autocast_off;
   check_inputs(q, k, v, attn_mask, dropout_p, is_causal);
   const int64_t L = q.size(-2), S = k.size(-2);
   const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));

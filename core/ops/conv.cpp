@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "core/amp.h"
 #include "core/autograd.h"
 #include "core/ops/reduce.h"
 #include "core/ops/view.h"
@@ -55,7 +56,10 @@ Tensor conv2d_raw(const char* name, const Tensor& x, const Tensor& w, const Tens
 }
 
 // Validates a conv request against PyTorch's rules and runs it as a 4-D conv2d.
-Tensor conv_front(const ConvRequest& r, const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor conv_front(const ConvRequest& r, const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
+  // Autocast (core/amp.h): conv runs in the autocast dtype.
+  const Tensor input = amp::autocast_lower(input_in), weight = amp::autocast_lower(weight_in),
+               bias = amp::autocast_lower(bias_in);
   const char* op = r.op;
   const int sp = r.spatial;
   BM_CHECK_VALUE(input.defined() && weight.defined(), op, "expected defined input and weight tensors");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/amp.h"
 #include "core/autograd.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
@@ -79,7 +80,8 @@ bool foldable(const Tensor& t) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::autocast_lower(a_in), b = amp::autocast_lower(b_in);  // autocast (core/amp.h)
   check_operands(a, b, "matmul");
   BM_CHECK_VALUE(a.dim() >= 1 && b.dim() >= 1, "matmul", "both arguments need to be at least 1-D, got shapes ",
                  shape_str(a.sizes()), " and ", shape_str(b.sizes()));
@@ -105,7 +107,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return r;
 }
 
-Tensor mm(const Tensor& a, const Tensor& b) {
+Tensor mm(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::autocast_lower(a_in), b = amp::autocast_lower(b_in);
   check_operands(a, b, "mm");
   BM_CHECK_SHAPE(a.dim() == 2 && b.dim() == 2, "mm", "expected 2-D matrices, got shapes ", shape_str(a.sizes()),
                  " and ", shape_str(b.sizes()));
@@ -113,7 +116,8 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b, "mm");
 }
 
-Tensor bmm(const Tensor& a, const Tensor& b) {
+Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::autocast_lower(a_in), b = amp::autocast_lower(b_in);
   check_operands(a, b, "bmm");
   BM_CHECK_SHAPE(a.dim() == 3 && b.dim() == 3, "bmm", "expected 3-D tensors, got shapes ", shape_str(a.sizes()),
                  " and ", shape_str(b.sizes()));
@@ -123,7 +127,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b, "bmm");
 }
 
-Tensor mv(const Tensor& a, const Tensor& v) {
+Tensor mv(const Tensor& a_in, const Tensor& v_in) {
+  const Tensor a = amp::autocast_lower(a_in), v = amp::autocast_lower(v_in);
   check_operands(a, v, "mv");
   BM_CHECK_SHAPE(a.dim() == 2 && v.dim() == 1, "mv", "expected a 2-D matrix and a 1-D vector, got shapes ",
                  shape_str(a.sizes()), " and ", shape_str(v.sizes()));
@@ -131,7 +136,8 @@ Tensor mv(const Tensor& a, const Tensor& v) {
   return squeeze(matmul_nd(a, unsqueeze(v, 1), "mv"), -1);
 }
 
-Tensor dot(const Tensor& a, const Tensor& b) {
+Tensor dot(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::autocast_lower(a_in), b = amp::autocast_lower(b_in);
   check_operands(a, b, "dot");
   BM_CHECK_SHAPE(a.dim() == 1 && b.dim() == 1, "dot", "expected 1-D tensors, got shapes ", shape_str(a.sizes()),
                  " and ", shape_str(b.sizes()));
@@ -158,7 +164,9 @@ Tensor outer(const Tensor& a, const Tensor& b) {
   return mul(unsqueeze(a, 1), unsqueeze(b, 0));  // broadcasting does it; backward comes free
 }
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
+  const Tensor input = amp::autocast_lower(input_in), weight = amp::autocast_lower(weight_in),
+               bias = amp::autocast_lower(bias_in);
   check_operands(input, weight, "linear");
   BM_CHECK_SHAPE(input.dim() >= 1 && (weight.dim() == 1 || weight.dim() == 2), "linear",
                  "expected input with >= 1 dims and a 1-D or 2-D weight, got shapes ", shape_str(input.sizes()),
@@ -177,7 +185,8 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   return add(y, bias);
 }
 
-Tensor addmm(const Tensor& input, const Tensor& m1, const Tensor& m2, const Scalar& beta, const Scalar& alpha) {
+Tensor addmm(const Tensor& input_in, const Tensor& m1, const Tensor& m2, const Scalar& beta, const Scalar& alpha) {
+  const Tensor input = amp::autocast_lower(input_in);  // m1, m2 are cast by mm
   Tensor r = mm(m1, m2);
   BM_CHECK_SHAPE(broadcast_shapes(r.sizes(), input.sizes(), "addmm") == r.sizes(), "addmm", "input of shape ",
                  shape_str(input.sizes()), " does not broadcast to the product's shape ", shape_str(r.sizes()));

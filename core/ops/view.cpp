@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "core/cuda/transfer.h"
 #include "core/cuda_info.h"
 #include "core/ops/copy_kernels.h"
 #include "core/ops/creation.h"
@@ -12,6 +13,7 @@ namespace bigmodel {
 
 BM_DEFINE_KERNEL(copy_kernel);
 BM_DEFINE_KERNEL(fill_kernel);
+BM_DEFINE_KERNEL(transfer_kernel);
 
 namespace {
 
@@ -336,15 +338,22 @@ Tensor clone(const Tensor& self) {
 Tensor to(const Tensor& self, DType dtype) { return to(self, self.device(), dtype); }
 Tensor to(const Tensor& self, Device device) { return to(self, device, self.dtype()); }
 
-Tensor to(const Tensor& self, Device device, DType dtype) {
+Tensor to(const Tensor& self, Device device, DType dtype) { return to(self, device, dtype, false); }
+
+Tensor to(const Tensor& self, Device device, DType dtype, bool non_blocking) {
   if (device == self.device() && dtype == self.dtype()) return self;
-  BM_CHECK_DEVICE(device == self.device(), "to", "can't copy between ", self.device().str(), " and ",
-                  device.str(), ": ",
-                  cuda::built_with_cuda() ? "no CUDA device is available (or the CUDA runtime is not "
-                                            "implemented yet)"
-                                          : "bigmodel was built without CUDA");
-  Tensor out = Tensor::empty(self.sizes(), dtype, device);
-  copy_kernel.get(device)(out, self);
+  Tensor out;
+  if (device == self.device()) {
+    out = Tensor::empty(self.sizes(), dtype, device);
+    copy_kernel.get(device)(out, self);
+  } else {
+    // Either side may be CUDA; the CUDA backend owns every cross-device copy. Without it
+    // the stub says "built without CUDA"; with it but no GPU, the CUDA side says so.
+    BM_CHECK_DEVICE(cuda::built_with_cuda(), "to", "can't copy between ", self.device().str(), " and ", device.str(),
+                    ": bigmodel was built without CUDA (BIGMODEL_CUDA=OFF)");
+    const Device cuda_side = device.is_cuda() ? device : self.device();
+    out = transfer_kernel.get(cuda_side)(self, device, dtype, non_blocking);
+  }
   if (needs_grad({self}) && is_floating(dtype)) {
     DType in_dtype = self.dtype();
     Device in_device = self.device();
@@ -356,16 +365,17 @@ Tensor to(const Tensor& self, Device device, DType dtype) {
 }
 
 Tensor& copy_(Tensor& self, const Tensor& src) {
-  BM_CHECK_DEVICE(self.device() == src.device(), "copy_", "source is on ", src.device().str(),
-                  ", destination on ", self.device().str());
-  Tensor expanded = expand(src.detach(), self.sizes());
+  // A source on another device is moved over first (in its own dtype), then copied in.
+  Tensor moved = src.device() == self.device() ? src.detach() : to(src.detach(), self.device(), src.dtype(), false);
+  Tensor expanded = expand(moved, self.sizes());
   check_inplace(self, "copy_", {src});
   copy_kernel.get(self.device())(self, expanded);
   if (needs_grad({self, src})) {
     Shape src_sizes = src.sizes();
     DType src_dtype = src.dtype();
-    rebase_history(self, "copy_", {self, src}, [src_sizes, src_dtype](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{zeros_like(g[0]), to(sum_to(g[0], src_sizes), src_dtype)};
+    Device src_device = src.device();
+    rebase_history(self, "copy_", {self, src}, [src_sizes, src_dtype, src_device](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{zeros_like(g[0]), to(sum_to(g[0], src_sizes), src_device, src_dtype)};
     });
   }
   return self;

@@ -32,6 +32,9 @@ Tensor clone(const Tensor& self);
 Tensor to(const Tensor& self, DType dtype);
 Tensor to(const Tensor& self, Device device);
 Tensor to(const Tensor& self, Device device, DType dtype);
+// Across devices, non_blocking=true stages host memory through pinned buffers and does not
+// wait: a CPU result is valid only after bm.cuda.synchronize() (as in PyTorch).
+Tensor to(const Tensor& self, Device device, DType dtype, bool non_blocking);
 // Copies src into self (src broadcast to self's shape, converted to self's dtype).
 Tensor& copy_(Tensor& self, const Tensor& src);
 

@@ -7,12 +7,16 @@
 namespace bigmodel::cuda {
 
 int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return n;
+  // Asked once: the answer cannot change within a process, and every allocation checks it.
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();  // clear the "no driver" error so later calls start clean
+      return 0;
+    }
+    return n;
+  }();
+  return count;
 }
 
 bool built_with_cuda() { return true; }

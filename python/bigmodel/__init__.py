@@ -42,5 +42,7 @@ from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to
 from . import autograd, cuda, data, nn, optim  # noqa: E402,F401
 from .serialization import save, load, save_file, load_file  # noqa: E402,F401
 from . import distributed, models, utils  # noqa: E402,F401
+from .amp import autocast  # noqa: E402,F401  (bm.autocast; bm.amp.GradScaler)
+from . import interpret, quantization  # noqa: E402,F401  (bm.interpret, bm.quantization)
 
 __version__ = "0.1.0"

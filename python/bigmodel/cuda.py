@@ -1,5 +1,14 @@
-"""bm.cuda: CUDA availability and device queries (the runtime arrives with the CUDA issue)."""
+"""bm.cuda: CUDA devices, streams, events and the caching allocator's statistics.
+
+Without a GPU or driver everything imports, is_available() is False, and calls that need a
+device raise RuntimeError saying so (a CPU-only build says "built without CUDA").
+"""
+import contextlib
+
 from ._C import cuda as _cuda
+
+Stream = _cuda.Stream
+Event = _cuda.Event
 
 
 def is_available():
@@ -14,3 +23,83 @@ def device_count():
 
 def built_with_cuda():
     return _cuda.built_with_cuda()
+
+
+def current_device():
+    return _cuda.current_device()
+
+
+def set_device(device):
+    _cuda.set_device(device)
+
+
+def synchronize(device=None):
+    """Waits until all work queued on the device has finished."""
+    _cuda.synchronize(device)
+
+
+def current_stream(device=None):
+    return _cuda.current_stream(device)
+
+
+def default_stream(device=None):
+    return _cuda.default_stream(device)
+
+
+def set_stream(stream):
+    _cuda.set_stream(stream)
+
+
+@contextlib.contextmanager
+def stream(s):
+    """Makes `s` the current stream of its device inside the block (None: no change)."""
+    if s is None:
+        yield
+        return
+    previous = _cuda.current_stream(s.device.index)
+    _cuda.set_stream(s)
+    try:
+        yield
+    finally:
+        _cuda.set_stream(previous)
+
+
+@contextlib.contextmanager
+def device(d):
+    """Makes device `d` current inside the block."""
+    previous = _cuda.current_device()
+    _cuda.set_device(d)
+    try:
+        yield
+    finally:
+        _cuda.set_device(previous)
+
+
+def memory_stats(device=None):
+    """Dict of the caching allocator's figures: allocated/reserved/peak bytes, fragmentation, counts."""
+    return _cuda.memory_stats(device)
+
+
+def memory_allocated(device=None):
+    return _cuda.memory_allocated(device)
+
+
+def max_memory_allocated(device=None):
+    return _cuda.max_memory_allocated(device)
+
+
+def memory_reserved(device=None):
+    return _cuda.memory_reserved(device)
+
+
+def max_memory_reserved(device=None):
+    return _cuda.max_memory_reserved(device)
+
+
+def reset_peak_memory_stats(device=None):
+    _cuda.reset_peak_memory_stats(device)
+
+
+def empty_cache():
+    """Returns cached, unused device memory (and pinned staging buffers) to the driver."""
+    _cuda.empty_cache()

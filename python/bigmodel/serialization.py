@@ -123,10 +123,17 @@ def _decode(obj, tensors, path="<root>"):
         pairs = [(_hashable(_decode(k, tensors, path)), _decode(v, tensors, path)) for k, v in value]
         return OrderedDict(pairs) if marker == "__odict__" else dict(pairs)
     if marker == "__float__":
+        if not isinstance(value, str):
+            raise ValueError(f"[load] a __float__ record holds {type(value).__name__}, expected a string")
         return float(value)
     if marker == "__dtype__":
-        return getattr(_C.dtype, value)
-    return _C.device(value)  # __device__
+        dtype = getattr(_C.dtype, value, None) if isinstance(value, str) and not value.startswith("_") else None
+        if not isinstance(dtype, _C.dtype):
+            raise ValueError(f"[load] unknown dtype {value!r} in the checkpoint")
+        return dtype
+    if not isinstance(value, str):  # __device__
+        raise ValueError(f"[load] a __device__ record holds {type(value).__name__}, expected a string")
+    return _C.device(value)
 
 
 def _hashable(k):
@@ -210,8 +217,8 @@ def load(f, map_location=None, weights_only=True):
                          f"(this build reads version {_VERSION})")
     try:
         structure = json.loads(meta["structure"])
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"[load] the checkpoint's structure record is missing or corrupt: {e}") from None
+    except (KeyError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        raise ValueError(f"[load] the checkpoint's structure record is missing or corrupt: {e!r}") from None
     try:
         return _decode(structure, tensors)
     except ValueError as e:

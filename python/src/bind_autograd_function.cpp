@@ -1,6 +1,7 @@
 // Python-defined autograd nodes: _record_python_function attaches a node whose backward
 // is a Python callable (used by bm.utils.Function and activation checkpointing), and
-// _run_backward runs the engine from several roots at once (nested backward passes).
+// _run_backward runs the engine from several roots at once (nested backward passes), and
+// anomaly mode's switches plus the callback that gives core the Python creation traceback.
 #include "python/src/common.h"
 
 namespace bigmodel::python {
@@ -11,6 +12,21 @@ Tensor tensor_or_undefined(const py::handle& h, const char* op) {
   BM_CHECK(py::isinstance<Tensor>(h), DTypeError, op, "expected a Tensor or None, got ",
            std::string(py::str(py::type::of(h).attr("__name__"))));
   return h.cast<Tensor>();
+}
+
+// Anomaly mode's creation context: the Python stack of the op being recorded (innermost
+// frames last, at most 40). Called by core only while the mode is on.
+std::string python_creation_context() {
+  if (!Py_IsInitialized()) return {};
+  py::gil_scoped_acquire gil;
+  try {
+    py::list frames = py::module_::import("traceback").attr("format_stack")(py::none(), 40);
+    std::string out;
+    for (auto f : frames) out += f.cast<std::string>();
+    return out;
+  } catch (const std::exception&) {  // e.g. the interpreter is shutting down
+    return {};
+  }
 }
 
 }  // namespace
@@ -58,6 +74,11 @@ void bind_autograd_function(py::module_& m) {
                     });
     return true;
   }, py::arg("name"), py::arg("inputs"), py::arg("outputs"), py::arg("backward"));
+
+  AnomalyMode::set_context_callback(&python_creation_context);
+  m.def("_set_anomaly_enabled", &AnomalyMode::set_enabled, py::arg("enabled"), py::arg("check_forward") = true);
+  m.def("_is_anomaly_enabled", &AnomalyMode::is_enabled);
+  m.def("_is_anomaly_check_forward_enabled", &AnomalyMode::check_forward);
 
   m.def("_run_backward", [](const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
     BM_CHECK_VALUE(roots.size() == grads.size(), "backward", roots.size(), " roots but ", grads.size(), " gradients");

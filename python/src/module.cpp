@@ -2,8 +2,6 @@
 // Tensor class whose methods each op family's bind_*.cpp adds.
 #include "python/src/common.h"
 
-#include "core/cuda_info.h"
-
 namespace bigmodel::python {
 
 Shape shape_from_args(const py::args& args, const char* op) {
@@ -80,11 +78,6 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("is_grad_enabled", &GradMode::is_enabled);
   m.def("set_grad_enabled", &GradMode::set_enabled);
-
-  py::module_ cuda = m.def_submodule("cuda", "CUDA runtime queries");
-  cuda.def("is_available", &cuda::is_available);
-  cuda.def("device_count", &cuda::device_count);
-  cuda.def("built_with_cuda", &cuda::built_with_cuda);
 
   py::class_<Node, std::shared_ptr<Node>>(m, "Node")
       .def("name", &Node::name)

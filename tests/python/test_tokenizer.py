@@ -106,3 +106,84 @@ def test_minilm_vocabulary_ids():
     assert tok.tokenize("Café naïve") == ["cafe", "naive"]
     # tokenizer.json carries the same vocabulary.
     assert BertTokenizer(os.path.join(MINILM_DIR, "tokenizer.json")).vocab == tok.vocab
+
+
+# ------------------------------------------------------------------ sentence pairs
+def test_pair_encoding_layout_and_types(tok):
+    # [CLS]=2 [SEP]=3 hello=19 world=20 the=5 play=10 ##ing=11
+    out = tok("hello world", "the playing", return_tensors=None)
+    assert out["input_ids"] == [2, 19, 20, 3, 5, 10, 11, 3]
+    assert out["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert out["attention_mask"] == [1] * 8
+    assert tok.encode("hello", "world") == [2, 19, 3, 20, 3]
+    assert tok.encode("hello", "world", add_special_tokens=False) == [19, 20]
+    # Batched: a list for each segment, or a list of (a, b) pairs; padding gets type 0.
+    batch = tok(["hello", "the world"], ["world world", "hello"])
+    assert batch["input_ids"].tolist() == [[2, 19, 3, 20, 20, 3], [2, 5, 20, 3, 19, 3]]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1]]
+    same = tok([("hello", "world world"), ("the world", "hello")])
+    assert same["input_ids"].tolist() == batch["input_ids"].tolist()
+    padded = tok(["hello", "the world hello"], ["world", "the"])
+    assert padded["token_type_ids"].tolist() == [[0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1, 1]]
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 0, 0], [1] * 7]
+
+
+def test_pair_truncation_strategies(tok):
+    five = "hello world hello world hello"  # 5 pieces
+    six = "the the the the the the"  # 6 pieces
+    # Only the longer one is cut when the shorter fits beside it.
+    assert tok.encode(five, "the", max_length=7) == [2, 19, 20, 19, 3, 5, 3]
+    # Both too long: the shorter keeps room // 2, the longer the rest (room = 8 - 3 = 5).
+    ids = tok.encode(five, six, max_length=8)
+    assert ids == [2, 19, 20, 3, 5, 5, 5, 3]
+    ids = tok.encode(six, five, max_length=8)
+    assert ids == [2, 5, 5, 5, 3, 19, 20, 3]
+    # Equal lengths and an odd room: the first gets the floor, the second the ceiling.
+    assert tok.encode("the the the the", "a a a a", max_length=8) == [2, 5, 5, 3, 22, 22, 22, 3]
+    assert tok.encode(five, six, truncation="only_second", max_length=9) == [2, 19, 20, 19, 20, 19, 3, 5, 3]
+    assert tok.encode(five, six, truncation="only_first", max_length=10) == [2, 19, 3] + [5] * 6 + [3]
+    assert len(tok.encode(five, six, truncation=False, max_length=4)) == 14
+    # Batched truncation: every row fits max_length.
+    out = tok([five, "hello"], [six, "world"], max_length=8)
+    assert out["input_ids"].shape == (2, 8)
+    with pytest.raises(ValueError, match="only_first"):
+        tok.encode(five, six, truncation="only_first", max_length=8)
+    with pytest.raises(ValueError, match="special tokens"):
+        tok.encode("hello", "world", max_length=2)
+    with pytest.raises(ValueError, match="truncation"):
+        tok("hello", "world", truncation="middle")
+    with pytest.raises(ValueError, match="text_pair"):
+        tok(["hello", "world"], ["the"])
+    with pytest.raises(TypeError, match="text_pair"):
+        tok("hello", ["the"])
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(MINILM_DIR, "tokenizer.json")),
+                    reason=f"all-MiniLM-L6-v2 not fetched into {MINILM_DIR} (run scripts/fetch_minilm.sh)")
+def test_minilm_pairs_follow_the_tokenizer_json_template():
+    tok = BertTokenizer.from_pretrained(MINILM_DIR)
+    with open(os.path.join(MINILM_DIR, "tokenizer.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    template = spec["post_processor"]["pair"]
+    a, b = "How are you today?", "Fine, thanks!"
+    seg = {"A": tok.encode(a, add_special_tokens=False), "B": tok.encode(b, add_special_tokens=False)}
+    ids, types = [], []
+    for piece in template:  # [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1 for BERT
+        if "SpecialToken" in piece:
+            name = piece["SpecialToken"]["id"]
+            ids += spec["post_processor"]["special_tokens"][name]["ids"]
+            types.append(piece["SpecialToken"]["type_id"])
+        else:
+            part = seg[piece["Sequence"]["id"]]
+            ids += part
+            types += [piece["Sequence"]["type_id"]] * len(part)
+    out = tok(a, b, return_tensors=None)
+    assert out["input_ids"] == ids and out["token_type_ids"] == types
+    # bert-base-uncased ids: how=2129 are=2024 you=2017 today=2651 ?=1029 fine=2986 ,=1010 thanks=4283 !=999
+    assert ids == [101, 2129, 2024, 2017, 2651, 1029, 102, 2986, 1010, 4283, 999, 102]
+    # The model's own truncation setting (LongestFirst at 128) on a long pair.
+    limit = spec["truncation"]["max_length"]
+    long_pair = tok("word " * 200, "other " * 90, max_length=limit, return_tensors=None)
+    assert len(long_pair["input_ids"]) == limit
+    # Both exceed half the room: the shorter (second) keeps room // 2 pieces, plus its [SEP].
+    assert long_pair["token_type_ids"].count(1) == (limit - 3) // 2 + 1

@@ -143,15 +143,17 @@ class BertSelfAttention(nn.Module):
         b, t, _ = x.shape
         return x.reshape(b, t, self.num_heads, self.head_dim).permute(0, 2, 1, 3)  # [B, H, T, D]
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, need_weights=False):
         q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
         scores = bm.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         if mask_bias is not None:
             scores = scores + mask_bias
-        probs = self.dropout(F.softmax(scores, dim=-1))
+        weights = F.softmax(scores, dim=-1)
+        probs = self.dropout(weights)
         ctx = bm.matmul(probs, v).permute(0, 2, 1, 3)
         b, t = ctx.shape[0], ctx.shape[1]
-        return ctx.reshape(b, t, self.num_heads * self.head_dim)
+        ctx = ctx.reshape(b, t, self.num_heads * self.head_dim)
+        return (ctx, weights) if need_weights else ctx
 
 
 class BertSelfOutput(nn.Module):
@@ -173,7 +175,10 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config, config.hidden_size)
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, need_weights=False):
+        if need_weights:
+            ctx, weights = self.self(x, mask_bias, need_weights=True)
+            return self.output(ctx, x), weights
         return self.output(self.self(x, mask_bias), x)
 
 
@@ -194,7 +199,10 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertSelfOutput(config, config.intermediate_size)
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, need_weights=False):
+        if need_weights:
+            x, weights = self.attention(x, mask_bias, need_weights=True)
+            return self.output(self.intermediate(x), x), weights
         x = self.attention(x, mask_bias)
         return self.output(self.intermediate(x), x)
 
@@ -204,10 +212,16 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, x, mask_bias):
+    def forward(self, x, mask_bias, output_attentions=False):
+        if not output_attentions:
+            for layer in self.layer:
+                x = layer(x, mask_bias)
+            return x
+        attentions = []
         for layer in self.layer:
-            x = layer(x, mask_bias)
-        return x
+            x, weights = layer(x, mask_bias, need_weights=True)
+            attentions.append(weights)
+        return x, attentions
 
 
 class BertPooler(nn.Module):
@@ -252,7 +266,9 @@ class BertModel(nn.Module):
             else:
                 init.normal_(p, 0.0, std)
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        """With output_attentions=True a third item: every layer's attention probabilities
+        [B, heads, T, T] (before attention dropout), as a list."""
         if not isinstance(input_ids, bm.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
             what = f"{input_ids.dtype} tensor of shape {list(input_ids.shape)}" if isinstance(input_ids, bm.Tensor) \
                 else type(input_ids).__name__
@@ -265,9 +281,12 @@ class BertModel(nn.Module):
             token_type_ids = bm.zeros(*shape, dtype=bm.int64, device=input_ids.device)
         hidden = self.embeddings(input_ids, token_type_ids)
         mask_bias = None if attention_mask is None else _mask_bias(attention_mask, hidden.dtype)
-        hidden = self.encoder(hidden, mask_bias)
+        if output_attentions:
+            hidden, attentions = self.encoder(hidden, mask_bias, output_attentions=True)
+        else:
+            hidden = self.encoder(hidden, mask_bias)
         pooled = self.pooler(hidden) if self.pooler is not None else None
-        return hidden, pooled
+        return (hidden, pooled, attentions) if output_attentions else (hidden, pooled)
 
     @classmethod
     def from_pretrained(cls, directory, device=None):

@@ -39,15 +39,21 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x):
+    def forward(self, x, need_weights=False):
+        """need_weights=True returns (output, attention probabilities [B, H, T, T])."""
         b, t, c = x.shape
         h = self.n_head
         q, k, v = self.c_attn(x).split(c, 2)
         q = q.reshape(b, t, h, c // h).transpose(1, 2)
         k = k.reshape(b, t, h, c // h).transpose(1, 2)
         v = v.reshape(b, t, h, c // h).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
-        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(b, t, c)))
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            y, weights = _C._sdpa_with_weights(q, k, v, None, dropout_p=p, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        y = self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(b, t, c)))
+        return (y, weights) if need_weights else y
 
 
 class MLP(nn.Module):
@@ -69,7 +75,11 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x):
+    def forward(self, x, need_weights=False):
+        if need_weights:
+            a, weights = self.attn(self.ln_1(x), need_weights=True)
+            x = x + a
+            return x + self.mlp(self.ln_2(x)), weights
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
@@ -107,7 +117,9 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.weight.numel() if non_embedding else n
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, output_attentions=False):
+        """(logits [B, T, vocab], loss or None); with output_attentions=True a third item, the
+        list of every layer's causal attention probabilities [B, n_head, T, T]."""
         if idx.dim() != 2:
             raise ValueError(f"[GPT] idx must be [batch, time] token ids, got shape {list(idx.shape)}")
         b, t = idx.shape
@@ -115,14 +127,21 @@ class GPT(nn.Module):
             raise ValueError(f"[GPT] sequence length {t} exceeds block_size {self.config.block_size}")
         pos = _C.arange(0, t, dtype=_C.dtype.int64, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
+        attentions = []
         for block in self.h:
-            x = block(x)
+            if output_attentions:
+                x, weights = block(x, need_weights=True)
+                attentions.append(weights)
+            else:
+                x = block(x)
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
             if tuple(targets.shape) != (b, t):
                 raise ValueError(f"[GPT] targets must be [{b}, {t}] like idx, got {list(targets.shape)}")
             loss = F.cross_entropy(logits.reshape(b * t, -1), targets.reshape(b * t), ignore_index=-1)
+        if output_attentions:
+            return logits, loss, attentions
         return logits, loss
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):

@@ -1,7 +1,9 @@
 """BERT's uncased WordPiece tokenizer, written from the published algorithm: a basic
 tokenizer (clean, CJK split, lowercase, strip accents, split punctuation) followed by
-greedy longest-match WordPiece with "##" continuations; batch encoding with [CLS]/[SEP],
-truncation and padding into input_ids / attention_mask / token_type_ids tensors.
+greedy longest-match WordPiece with "##" continuations; batch encoding of single texts or
+sentence pairs ([CLS] a [SEP] b [SEP], token types 0/1) with [CLS]/[SEP], truncation
+(longest_first / only_first / only_second) and padding into input_ids / attention_mask /
+token_type_ids tensors.
 """
 import json
 import os
@@ -222,31 +224,105 @@ class BertTokenizer:
             tokens = [t for t in tokens if t not in self.special_tokens]
         return " ".join(tokens).replace(" ##", "")
 
-    def encode(self, text, add_special_tokens=True, truncation=True, max_length=None):
-        """ids of [CLS] text [SEP]; truncation keeps the first max_length - 2 pieces."""
-        ids = self.convert_tokens_to_ids(self.tokenize(text))
-        max_length = self.model_max_length if max_length is None else max_length
-        room = max_length - (2 if add_special_tokens else 0)
-        if truncation and room < 0:
-            raise ValueError(f"[BertTokenizer] max_length={max_length} leaves no room for [CLS] and [SEP]")
-        if truncation and len(ids) > room:
-            ids = ids[:room]
-        return [self.cls_token_id] + ids + [self.sep_token_id] if add_special_tokens else ids
+    _TRUNCATION = (True, False, "longest_first", "only_first", "only_second", "do_not_truncate")
 
-    def __call__(self, texts, padding=True, truncation=True, max_length=None, return_tensors="bm"):
-        """Encodes one text or a list of texts. padding: True/"longest" pads to the longest,
-        "max_length" to max_length, False leaves lists ragged (return_tensors must then be None).
-        return_tensors="bm" gives int64 tensors, None plain lists."""
+    def _check_truncation(self, truncation):
+        if truncation not in self._TRUNCATION:
+            raise ValueError(f"[BertTokenizer] truncation must be True, False, 'longest_first', 'only_first' or "
+                             f"'only_second', got {truncation!r}")
+        return truncation not in (False, "do_not_truncate")
+
+    @staticmethod
+    def _longest_first(la, lb, room):
+        """Lengths kept of a pair under 'longest_first' (the rule of the Rust `tokenizers`
+        library that BERT's tokenizer.json uses): the shorter sequence keeps all its pieces
+        when the longer can absorb the cut; otherwise the shorter keeps room // 2 pieces and
+        the longer the rest (ceil)."""
+        swap = la > lb
+        short, long_ = (lb, la) if swap else (la, lb)
+        long_keep = short if short > room else max(short, room - short)
+        short_keep = short
+        if short_keep + long_keep > room:
+            short_keep = room // 2
+            long_keep = short_keep + room % 2
+        return (long_keep, short_keep) if swap else (short_keep, long_keep)
+
+    def _encode_with_types(self, text, text_pair=None, add_special_tokens=True, truncation=True, max_length=None):
+        """(ids, token_type_ids) of [CLS] a [SEP] (b [SEP]); types 0 for the first segment
+        (with its [CLS] and [SEP]) and 1 for the second."""
+        a = self.convert_tokens_to_ids(self.tokenize(text))
+        b = None if text_pair is None else self.convert_tokens_to_ids(self.tokenize(text_pair))
+        max_length = self.model_max_length if max_length is None else max_length
+        specials = (2 if b is None else 3) if add_special_tokens else 0
+        room = max_length - specials
+        if self._check_truncation(truncation):
+            if room < 0:
+                raise ValueError(f"[BertTokenizer] max_length={max_length} leaves no room for the {specials} "
+                                 "special tokens")
+            if b is None or truncation == "only_first":
+                keep = room - (0 if b is None else len(b))
+                if keep < 0:
+                    raise ValueError(f"[BertTokenizer] truncation='only_first' cannot fit: the second sequence "
+                                     f"alone has {len(b)} pieces, max_length={max_length}")
+                a = a[:keep]
+            elif truncation == "only_second":
+                keep = room - len(a)
+                if keep < 0:
+                    raise ValueError(f"[BertTokenizer] truncation='only_second' cannot fit: the first sequence "
+                                     f"alone has {len(a)} pieces, max_length={max_length}")
+                b = b[:keep]
+            elif len(a) + len(b) > room:
+                ka, kb = self._longest_first(len(a), len(b), room)
+                a, b = a[:ka], b[:kb]
+        if not add_special_tokens:
+            ids = a + (b or [])
+            return ids, [0] * len(a) + [1] * (len(ids) - len(a))
+        ids = [self.cls_token_id] + a + [self.sep_token_id]
+        types = [0] * len(ids)
+        if b is not None:
+            ids += b + [self.sep_token_id]
+            types += [1] * (len(b) + 1)
+        return ids, types
+
+    def encode(self, text, text_pair=None, add_special_tokens=True, truncation=True, max_length=None):
+        """ids of [CLS] text [SEP] (text_pair [SEP]); truncation (True = 'longest_first',
+        'only_first', 'only_second' or False) fits them into max_length."""
+        return self._encode_with_types(text, text_pair, add_special_tokens, truncation, max_length)[0]
+
+    def __call__(self, texts, text_pair=None, padding=True, truncation=True, max_length=None, return_tensors="bm"):
+        """Encodes one text or a list of texts, optionally with a second segment each:
+        text_pair is a str (with a str) or a list as long as texts; a list of (a, b) tuples
+        also works. padding: True/"longest" pads to the longest, "max_length" to max_length,
+        False leaves lists ragged (return_tensors must then be None). return_tensors="bm"
+        gives int64 tensors, None plain lists. token_type_ids are 0 for the first segment
+        and padding, 1 for the second."""
         single = isinstance(texts, str)
         if single:
             texts = [texts]
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            if text_pair is not None:
+                if not isinstance(text_pair, str):
+                    raise TypeError("[BertTokenizer] with a single text, text_pair must be a str")
+                text_pair = [text_pair]
+        if not isinstance(texts, (list, tuple)):
             raise TypeError("[BertTokenizer] expected a str or a list of str")
+        if text_pair is None and texts and all(isinstance(t, (tuple, list)) and len(t) == 2 for t in texts):
+            texts, text_pair = [t[0] for t in texts], [t[1] for t in texts]
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("[BertTokenizer] expected a str, a list of str or a list of (str, str) pairs")
+        if text_pair is not None:
+            if not isinstance(text_pair, (list, tuple)) or not all(isinstance(t, str) for t in text_pair):
+                raise TypeError("[BertTokenizer] text_pair must be a str or a list of str")
+            if len(text_pair) != len(texts):
+                raise ValueError(f"[BertTokenizer] got {len(texts)} texts but {len(text_pair)} text_pair entries")
         if padding not in (True, False, "longest", "max_length", "do_not_pad"):
             raise ValueError(f"[BertTokenizer] padding must be True, False, 'longest' or 'max_length', got {padding!r}")
         if return_tensors not in ("bm", None):
             raise ValueError(f"[BertTokenizer] return_tensors must be 'bm' or None, got {return_tensors!r}")
-        encoded = [self.encode(t, truncation=truncation, max_length=max_length) for t in texts]
+        self._check_truncation(truncation)
+        pairs = [self._encode_with_types(t, None if text_pair is None else text_pair[i], truncation=truncation,
+                                         max_length=max_length) for i, t in enumerate(texts)]
+        encoded = [p[0] for p in pairs]
+        types = [p[1] for p in pairs]
         if padding == "max_length":
             if max_length is None:
                 raise ValueError("[BertTokenizer] padding='max_length' needs max_length")
@@ -258,18 +334,19 @@ class BertTokenizer:
         if target is not None:
             pad = self.pad_token_id
             masks = [[1] * len(e) + [0] * (target - len(e)) for e in encoded]
+            types = [t + [0] * (target - len(t)) for t in types]
             encoded = [e + [pad] * (target - len(e)) for e in encoded]
         else:
             masks = [[1] * len(e) for e in encoded]
-        types = [[0] * len(e) for e in encoded]
         if return_tensors is None:
             out = {"input_ids": encoded, "attention_mask": masks, "token_type_ids": types}
             return {k: v[0] for k, v in out.items()} if single else out
         if target is None and len({len(e) for e in encoded}) > 1:
             raise ValueError("[BertTokenizer] unpadded texts of different lengths cannot form a tensor; "
                              "use padding=True or return_tensors=None")
-        return {"input_ids": _as_tensor(encoded, dtype=_C.dtype.int64), "attention_mask": _as_tensor(masks, dtype=_C.dtype.int64),
-                "token_type_ids": _as_tensor(types, dtype=_C.dtype.int64)}
+        i64 = _C.dtype.int64
+        return {"input_ids": _as_tensor(encoded, dtype=i64), "attention_mask": _as_tensor(masks, dtype=i64),
+                "token_type_ids": _as_tensor(types, dtype=i64)}
 
 
 __all__ = ["BasicTokenizer", "WordPieceTokenizer", "BertTokenizer", "load_vocab"]

@@ -24,3 +24,5 @@ __all__ = ["Parameter", "is_parameter", "Module", "StateDictError", "Linear", "I
            "RNNCellBase"]
 __all__ += ["Embedding", "LayerNorm", "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer"]
 from . import parallel  # noqa: E402,F401
+from .loss import KLDivLoss, DistillationLoss  # noqa: E402
+__all__ += ["KLDivLoss", "DistillationLoss"]

@@ -287,3 +287,83 @@ def pad(input, pad, mode="constant", value=0.0):
 
 
 __all__ += ["normalize", "pad"]
+
+
+# ------------------------------------------------------------------ knowledge distillation
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Pointwise KL divergence target * (log(target) - input), with `input` holding log-probabilities
+    and `target` probabilities (log-probabilities with log_target=True); 0 where target is 0.
+
+    reduction: 'none', 'sum', 'mean' (over every element, as PyTorch) or 'batchmean' (sum / batch
+    size: the mathematical KL divergence per sample). Composed of differentiable ops, so both
+    input and target get gradients.
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    if reduction not in ("none", "sum", "mean", "batchmean"):
+        raise ValueError(f"[kl_div] reduction must be 'none', 'sum', 'mean' or 'batchmean', got {reduction!r}")
+    for name, t in (("input", input), ("target", target)):
+        if not isinstance(t, _C.Tensor):
+            raise TypeError(f"[kl_div] {name} must be a Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"[kl_div] {name} must be floating, got {t.dtype}")
+    if tuple(input.shape) != tuple(target.shape):
+        raise ValueError(f"[kl_div] input {list(input.shape)} and target {list(target.shape)} must have the same "
+                         "shape")
+    if log_target:
+        pointwise = _C.exp(target) * (target - input)
+    else:
+        positive = target > 0
+        # log of 1 where target is 0, so neither value nor gradient becomes nan there.
+        safe = _C.where(positive, target, _C.ones_like(target))
+        pointwise = _C.where(positive, target * (_C.log(safe) - input), _C.zeros_like(input))
+    if reduction == "none":
+        return pointwise
+    if reduction == "sum":
+        return pointwise.sum()
+    if reduction == "mean":
+        return pointwise.mean()
+    if input.dim() == 0:
+        return pointwise.sum()
+    return pointwise.sum() / input.shape[0]
+
+
+def distillation_loss(student_logits, teacher_logits, target=None, temperature=4.0, alpha=0.9,
+                      reduction="mean"):
+    """Hinton et al.'s knowledge-distillation loss for logits [N, C]:
+
+        alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))  (per sample, batch mean)
+        + (1 - alpha) * cross_entropy(student, target)
+
+    T^2 keeps the soft term's gradients on the scale of the hard term's as T changes. The
+    teacher's logits are treated as constants (detached). Without target (or alpha == 1) the
+    result is the soft term alone. reduction applies to the hard term ('mean' or 'sum'; with
+    'sum' the soft term is summed over the batch too).
+    """
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
+        raise ValueError(f"[distillation_loss] temperature must be a positive number, got {temperature!r}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"[distillation_loss] alpha must be in [0, 1], got {alpha!r}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"[distillation_loss] reduction must be 'mean' or 'sum', got {reduction!r}")
+    for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(t, _C.Tensor):
+            raise TypeError(f"[distillation_loss] {name} must be a Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"[distillation_loss] {name} must be floating, got {t.dtype}")
+        if t.dim() != 2:
+            raise ValueError(f"[distillation_loss] {name} must be [batch, classes], got shape {list(t.shape)}")
+    if tuple(student_logits.shape) != tuple(teacher_logits.shape):
+        raise ValueError(f"[distillation_loss] student_logits {list(student_logits.shape)} and teacher_logits "
+                         f"{list(teacher_logits.shape)} must have the same shape")
+    t = float(temperature)
+    log_p_student = log_softmax(student_logits / t, dim=-1)
+    log_p_teacher = log_softmax(teacher_logits.detach().to(student_logits.dtype) / t, dim=-1)
+    soft = kl_div(log_p_student, log_p_teacher, reduction="batchmean" if reduction == "mean" else "sum",
+                  log_target=True) * (t * t)
+    if target is None or alpha == 1.0:
+        return soft
+    hard = cross_entropy(student_logits, target, reduction=reduction)
+    return soft * alpha + hard * (1.0 - alpha)
+
+
+__all__ += ["kl_div", "distillation_loss"]

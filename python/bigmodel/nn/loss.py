@@ -1,4 +1,5 @@
-"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss (wrapping functional)."""
+"""Loss modules: CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss, KLDivLoss and
+DistillationLoss (wrapping functional)."""
 from . import functional as F
 from .module import Module
 
@@ -61,3 +62,41 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence of `target` from the distribution whose log-probabilities are `input`
+    (see functional.kl_div); reduction also accepts 'batchmean'."""
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        Module.__init__(self)
+        reduction = F._reduction(size_average, reduce, reduction)
+        if reduction not in ("none", "sum", "mean", "batchmean"):
+            raise ValueError(f"[KLDivLoss] reduction must be 'none', 'sum', 'mean' or 'batchmean', got {reduction!r}")
+        self.reduction = reduction
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class DistillationLoss(Module):
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross_entropy(student, target)
+    (functional.distillation_loss). forward(student_logits, teacher_logits, target=None)."""
+
+    def __init__(self, temperature=4.0, alpha=0.9, reduction="mean"):
+        super().__init__()
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise ValueError(f"[DistillationLoss] temperature must be a positive number, got {temperature!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"[DistillationLoss] alpha must be in [0, 1], got {alpha!r}")
+        self.temperature = temperature
+        self.alpha = alpha
+        self.reduction = reduction
+
+    def forward(self, student_logits, teacher_logits, target=None):
+        return F.distillation_loss(student_logits, teacher_logits, target, temperature=self.temperature,
+                                   alpha=self.alpha, reduction=self.reduction)
+
+    def extra_repr(self):
+        return f"temperature={self.temperature}, alpha={self.alpha}"

@@ -145,7 +145,35 @@ class Module:
         raise NotImplementedError(f"[Module] {type(self).__name__} has no forward() method")
 
     def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks"):
+            return _call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ---------------------------------------------------------------- hooks
+    def _hook_dict(self, name):
+        d = self.__dict__.get(name)
+        if d is None:
+            d = OrderedDict()
+            object.__setattr__(self, name, d)
+        return d
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) runs before forward; a non-None result replaces args (a tuple, or
+        one value). Returns a handle whose remove() unregisters it."""
+        return RemovableHandle(self._hook_dict("_forward_pre_hooks"), hook)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) runs after forward; a non-None result replaces the output."""
+        return RemovableHandle(self._hook_dict("_forward_hooks"), hook)
+
+    def register_full_backward_hook(self, hook):
+        """hook(module, grad_input, grad_output) runs when the gradients of the module's tensor
+        inputs are computed: grad_output holds the gradients of its outputs, grad_input those of
+        its inputs (None for inputs that need no gradient). A non-None result replaces grad_input."""
+        return RemovableHandle(self._hook_dict("_backward_hooks"), hook)
+
+    register_backward_hook = register_full_backward_hook
 
     # ---------------------------------------------------------------- traversal
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
@@ -389,4 +417,138 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
-__all__ = ["Module", "StateDictError", "IncompatibleKeys"]
+class RemovableHandle:
+    """Returned by the register_*_hook methods; remove() unregisters the hook (also as a
+    context manager: `with module.register_forward_hook(f): ...`)."""
+    _next_id = 0
+
+    def __init__(self, hooks, hook):
+        if not callable(hook):
+            raise TypeError(f"[register_hook] hook must be callable, got {type(hook).__name__}")
+        RemovableHandle._next_id += 1
+        self.id = RemovableHandle._next_id
+        self._hooks = hooks
+        hooks[self.id] = hook
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _flatten_tensors(obj):
+    """The tensors of a tensor / tuple / list output, in order."""
+    if isinstance(obj, _C.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _flatten_tensors(o)]
+    return []
+
+
+def _replace_tensors(obj, it):
+    if isinstance(obj, _C.Tensor):
+        return next(it)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_replace_tensors(o, it) for o in obj)
+    return obj
+
+
+_hook_functions = None
+
+
+def _backward_hook_functions():
+    # Identity autograd functions around the module's inputs and outputs (built on first use:
+    # bigmodel.utils imports nn). The output one records grad_output; the input one sees the
+    # gradients of exactly the module's inputs and calls the hooks.
+    global _hook_functions
+    if _hook_functions is None:
+        from ..utils.function import Function
+
+        class _ModuleOutputs(Function):
+            @staticmethod
+            def forward(ctx, state, *tensors):
+                ctx.state = state
+                return tuple(t.clone() for t in tensors)
+
+            @staticmethod
+            def backward(ctx, *grads):
+                state = ctx.state
+                state["grad_output"] = tuple(grads)
+                if not state["inputs_need_grad"]:
+                    _run_backward_hooks(state, tuple(None for _ in range(state["n_inputs"])))
+                return (None,) + tuple(grads)
+
+        class _ModuleInputs(Function):
+            @staticmethod
+            def forward(ctx, state, *tensors):
+                ctx.state = state
+                return tuple(t.clone() for t in tensors)
+
+            @staticmethod
+            def backward(ctx, *grads):
+                state = ctx.state
+                full = [None] * state["n_inputs"]
+                for j, g in zip(state["need"], grads):
+                    full[j] = g
+                res = _run_backward_hooks(state, tuple(full))
+                return (None,) + tuple(res[j] for j in state["need"])
+
+        _hook_functions = (_ModuleInputs, _ModuleOutputs)
+    return _hook_functions
+
+
+def _run_backward_hooks(state, grad_input):
+    module = state["module"]
+    grad_output = state.get("grad_output") or ()
+    for hook in list(state["hooks"]):
+        res = hook(module, grad_input, grad_output)
+        if res is not None:
+            res = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+            if len(res) != len(grad_input):
+                raise ValueError(f"[register_full_backward_hook] hook returned {len(res)} gradients, the module "
+                                 f"has {len(grad_input)} tensor inputs")
+            grad_input = res
+    return grad_input
+
+
+def _call_with_hooks(module, args, kwargs):
+    for hook in list(module.__dict__.get("_forward_pre_hooks", {}).values()):
+        res = hook(module, args)
+        if res is not None:
+            args = res if isinstance(res, tuple) else (res,)
+    bw_hooks = module.__dict__.get("_backward_hooks")
+    state = None
+    if bw_hooks and _C.is_grad_enabled():
+        inputs_fn, _ = _backward_hook_functions()
+        positions = [i for i, a in enumerate(args) if isinstance(a, _C.Tensor)]
+        need = [j for j, i in enumerate(positions) if args[i].requires_grad]  # indices into positions
+        state = {"module": module, "hooks": list(bw_hooks.values()), "n_inputs": len(positions),
+                 "need": need, "inputs_need_grad": bool(need)}
+        if need:
+            wrapped = inputs_fn.apply(state, *[args[positions[j]] for j in need])
+            args = list(args)
+            for j, t in zip(need, wrapped):
+                args[positions[j]] = t
+            args = tuple(args)
+    out = module.forward(*args, **kwargs)
+    for hook in list(module.__dict__.get("_forward_hooks", {}).values()):
+        res = hook(module, args, out)
+        if res is not None:
+            out = res
+    if state is not None:
+        tensors = _flatten_tensors(out)
+        grad_pos = [i for i, t in enumerate(tensors) if t.requires_grad]
+        if grad_pos:
+            _, outputs_fn = _backward_hook_functions()
+            wrapped = list(outputs_fn.apply(state, *[tensors[i] for i in grad_pos]))
+            for i, t in zip(grad_pos, wrapped):
+                tensors[i] = t
+            out = _replace_tensors(out, iter(tensors))
+    return out
+
+
+__all__ = ["Module", "StateDictError", "IncompatibleKeys", "RemovableHandle"]

@@ -4,8 +4,9 @@ parameter names, gate order (LSTM i,f,g,o; GRU r,z,n), init and call signatures.
 Per layer and direction the input projection of all time steps is one matmul; the time
 loop then does one small matmul per step plus the fused cell step (bm.lstm_cell_pointwise /
 bm.gru_cell_pointwise). Variable-length batches: pass `lengths` (one int per batch entry, in
-batch order, no sorting needed) to forward; outputs past a sequence's length are zero and the
-final state is each sequence's state after its own last step (PackedSequence is not provided).
+batch order, no sorting needed) to forward, or a PackedSequence (bm.nn.utils.rnn) as the
+input, which gives a PackedSequence output. Outputs past a sequence's length are zero and the
+final state is each sequence's state after its own last step, in the original batch order.
 """
 import math
 
@@ -17,6 +18,7 @@ from . import functional as F
 from . import init
 from .module import Module
 from .parameter import Parameter
+from .utils import rnn as _rnn_utils
 from ._util import empty_param_data
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -112,6 +114,17 @@ class RNNBase(Module):
                              f"batch, hidden_size), got {list(_shape(t))}")
 
     def forward(self, input, hx=None, lengths=None):
+        if isinstance(input, _rnn_utils.PackedSequence):
+            if lengths is not None:
+                raise ValueError(f"[{type(self).__name__}] pass lengths or a PackedSequence input, not both")
+            # Unpack into a time-major padded batch in the original order, run the masked
+            # loop, and pack the output with the input's layout (hx stays in batch order).
+            padded, lens = _rnn_utils.pad_packed_sequence(input)
+            out, state = self._forward_padded(padded, hx, lens, batch_first=False)
+            return _rnn_utils._pack_like(out, input), state
+        return self._forward_padded(input, hx, lengths, self.batch_first)
+
+    def _forward_padded(self, input, hx, lengths, batch_first):
         op = type(self).__name__
         if input.dim() not in (2, 3):
             raise ValueError(f"[{op}] expected input of 2 (unbatched) or 3 dims, got shape {list(_shape(input))}")
@@ -119,7 +132,7 @@ class RNNBase(Module):
             raise ValueError(f"[{op}] expected input with last dim input_size={self.input_size}, got shape "
                              f"{list(_shape(input))}")
         unbatched = input.dim() == 2
-        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if batch_first else input)
         T, B = x.shape[0], x.shape[1]
         D = 2 if self.bidirectional else 1
         H = self.hidden_size
@@ -185,7 +198,7 @@ class RNNBase(Module):
         if unbatched:
             x, h_n = x.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if is_lstm else None
-        elif self.batch_first:
+        elif batch_first:
             x = x.transpose(0, 1)
         return x, ((h_n, c_n) if is_lstm else h_n)
 

@@ -1,7 +1,9 @@
 """optim.Optimizer: parameter groups with per-group options, per-parameter state, zero_grad,
-and state_dict/load_state_dict in PyTorch's layout (parameters referred to by index).
+state_dict/load_state_dict in PyTorch's layout (parameters referred to by index), and an
+opt-in skip of steps whose gradients hold NaN/Inf.
 """
 import copy
+import warnings
 from collections import defaultdict
 
 from .. import _C
@@ -17,9 +19,20 @@ required = _Required()
 
 
 class Optimizer:
-    """Base class: subclasses pass their defaults dict and implement step()."""
+    """Base class: subclasses pass their defaults dict and implement _update_group().
 
-    def __init__(self, params, defaults):
+    Non-finite gradients: set `opt.skip_nonfinite = True` (or pass skip_nonfinite=True to
+    this base constructor) and step() first checks every gradient; if any holds NaN or Inf
+    the whole step is skipped (no parameter or state changes), a RuntimeWarning names the
+    first bad parameter, `opt.skipped_steps` counts the skipped steps and
+    `opt.last_step_skipped` tells about the latest one. Off by default (the check costs one
+    reduction per parameter).
+    """
+
+    def __init__(self, params, defaults, skip_nonfinite=False):
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_steps = 0
+        self.last_step_skipped = False
         self.defaults = dict(defaults)
         self.state = defaultdict(dict)  # keyed by the parameter tensor itself (hashed by identity)
         self.param_groups = []
@@ -77,9 +90,35 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            self.last_step_skipped = False
+            if self.skip_nonfinite:
+                bad = self._first_nonfinite_grad()
+                if bad is not None:
+                    self.last_step_skipped = True
+                    self.skipped_steps += 1
+                    warnings.warn(f"[optim] step skipped: non-finite gradient in parameter {bad[1]} of group {bad[0]} "
+                                  f"({self.skipped_steps} steps skipped so far)", RuntimeWarning, stacklevel=2)
+                    return loss
             for group in self.param_groups:
                 self._update_group(group)
         return loss
+
+    def _first_nonfinite_grad(self):
+        """(group index, index in group) of the first gradient holding NaN/Inf, or None. The
+        per-parameter flags are combined on the device so there is one host sync per step."""
+        where, flags = [], []
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                g = p.grad
+                if g is not None and g.is_floating_point() and g.numel() > 0:
+                    where.append((gi, pi))
+                    flags.append(_C.isfinite(g).all().reshape(1))
+        if not flags:
+            return None
+        ok = _C.cat(flags, 0)
+        if bool(ok.all().item()):
+            return None
+        return where[int(ok.cpu().numpy().argmin())]
 
     def _update_group(self, group):
         """One group's in-place update (grad mode is off). Each optimizer defines it."""

@@ -2,8 +2,8 @@
 the norm is taken over all gradients as one vector, and every gradient is scaled in place."""
 import math
 
-from .. import _C
-from .._autograd import no_grad
+from ... import _C
+from ..._autograd import no_grad
 
 
 def _grads(parameters):

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# One command for a GPU machine: configure (Release, CUDA on, sm_90 by default) and build
+# with all cores, run the cuda test tier (ctest -R Cuda, pytest tests/python/test_cuda*.py,
+# both also under BIGMODEL_SYNC=1, and compute-sanitizer memcheck when present), run the
+# kernel benches that were built, print a short table last. Full logs go to
+# ${BIGMODEL_OUT:-bench/out}. Meant to finish in < 8 minutes on an H100/H200 with 16 cores.
+#
+# Environment: BIGMODEL_OUT (logs), BIGMODEL_DEVICE_BUILD (build dir, default build-device),
+# CUDA_ARCHS (default 90), JOBS (default nproc), PYTHON (a python with numpy and pytest),
+# BIGMODEL_DEPS (a folder of .deb files: OpenBLAS, GoogleTest... unpacked into a private
+# prefix when the machine lacks them; default debs/, which .gitignore ignores). Fetch them
+# on a machine with apt, then name debs in the device tool's `carry`:
+#   mkdir -p debs && (cd debs && apt-get download libopenblas-dev libopenblas-pthread-dev \
+#     libopenblas0-pthread libopenblas0 libgfortran5 libgtest-dev googletest)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="${BIGMODEL_OUT:-$ROOT/bench/out}"
+BUILD="${BIGMODEL_DEVICE_BUILD:-$ROOT/build-device}"
+ARCHS="${CUDA_ARCHS:-90}"
+JOBS="${JOBS:-$(nproc)}"
+mkdir -p "$OUT"
+T0=$(date +%s)
+ROWS=()  # "step|status|detail"
+row() { ROWS+=("$1|$2|$3"); echo "== $1: $2 $3"; }
+elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
+
+# ---- machine ----------------------------------------------------------------------------
+{
+  date -u; echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv 2>&1 || echo "nvidia-smi failed"
+  command -v nvcc >/dev/null && nvcc --version | tail -2
+  [ -x /usr/local/cuda/bin/nvcc ] && /usr/local/cuda/bin/nvcc --version | tail -1
+  echo "cores: $(nproc)"
+} >"$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+GPU_NAME="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+
+# ---- python with numpy + pytest -----------------------------------------------------------
+PY=""
+for cand in "${PYTHON:-}" python3 /opt/torch/.venv/bin/python3 /usr/bin/python3; do
+  [ -n "$cand" ] || continue
+  if "$cand" -c "import numpy, pytest" >/dev/null 2>&1; then PY="$(command -v "$cand" || echo "$cand")"; break; fi
+done
+[ -n "$PY" ] && echo "python: $PY" || echo "MISSING: no python with numpy and pytest (set PYTHON=...)"
+
+# ---- dependencies: system first, then .deb files unpacked into a private prefix ------------
+CMAKE_EXTRA=()
+DEPS_DIR="${BIGMODEL_DEPS:-$ROOT/debs}"
+if compgen -G "$DEPS_DIR/*.deb" >/dev/null; then
+  PREFIX=/tmp/bigmodel-deps
+  mkdir -p "$PREFIX"
+  for f in "$DEPS_DIR"/*.deb; do dpkg -x "$f" "$PREFIX"; done
+  echo "unpacked $(ls "$DEPS_DIR"/*.deb | wc -l) .deb files from $DEPS_DIR into $PREFIX"
+  CMAKE_EXTRA+=("-DCMAKE_PREFIX_PATH=$PREFIX/usr;$PREFIX/usr/lib/x86_64-linux-gnu/cmake")
+  LIBDIRS="$(find "$PREFIX" -name '*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')"
+  export LD_LIBRARY_PATH="${LIBDIRS}${LD_LIBRARY_PATH:-}"
+fi
+have_sys_blas=0
+[ -e /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] || [ -e /usr/include/cblas.h ] || \
+  [ -e /usr/include/openblas/cblas.h ] && have_sys_blas=1
+if [ $have_sys_blas = 0 ] && [ -n "${PREFIX:-}" ]; then
+  CBLAS_H="$(find "$PREFIX" -name cblas.h | head -1)"
+  BLAS_SO="$(find "$PREFIX" -name 'libopenblas*.so*' | sort | head -1)"
+  [ -n "$CBLAS_H" ] && CMAKE_EXTRA+=("-DCBLAS_INCLUDE_DIR=$(dirname "$CBLAS_H")")
+  [ -n "$BLAS_SO" ] && CMAKE_EXTRA+=("-DOPENBLAS_LIBRARY=$BLAS_SO")
+  [ -z "$CBLAS_H$BLAS_SO" ] && echo "MISSING: OpenBLAS (neither system nor $DEPS_DIR)"
+elif [ $have_sys_blas = 0 ]; then
+  echo "MISSING: OpenBLAS headers (libopenblas-dev); put its .deb files in $DEPS_DIR (see the header)"
+fi
+if [ -n "$PY" ]; then
+  PYBIND_DIR="$("$PY" -m pybind11 --cmakedir 2>/dev/null)"
+  [ -n "$PYBIND_DIR" ] && CMAKE_EXTRA+=("-Dpybind11_DIR=$PYBIND_DIR") || echo "note: pybind11 not importable from $PY"
+  CMAKE_EXTRA+=("-DPython_EXECUTABLE=$PY")
+else
+  CMAKE_EXTRA+=("-DBIGMODEL_PYTHON=OFF")
+fi
+GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
+
+# ---- configure + build ----------------------------------------------------------------------
+t=$(date +%s)
+configure() {
+  cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DBIGMODEL_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DBIGMODEL_MPI=OFF -DBIGMODEL_BENCH=ON "${CMAKE_EXTRA[@]}" "$@"
+}
+TESTS_ON=1
+if ! configure >"$OUT/configure.log" 2>&1; then
+  if grep -q "GTest" "$OUT/configure.log"; then
+    echo "MISSING: GoogleTest (libgtest-dev): configuring without the C++ tests"
+    TESTS_ON=0
+    rm -f "$BUILD/CMakeCache.txt"
+    configure -DBIGMODEL_TESTS=OFF >>"$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; row configure FAIL "see configure.log"; }
+  else
+    tail -30 "$OUT/configure.log"; row configure FAIL "see configure.log"
+  fi
+fi
+if cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
+  row build ok "$(elapsed $t), $(grep -c -i 'warning' "$OUT/build.log") warning lines, archs $ARCHS"
+else
+  grep -E "error|Error" "$OUT/build.log" | head -30
+  row build FAIL "$(elapsed $t), see build.log"
+  # A failing target (someone's bench, say) must not hide the tests: build those alone.
+  cmake --build "$BUILD" -j "$JOBS" --target bigmodel >>"$OUT/build.log" 2>&1
+  [ $TESTS_ON = 1 ] && cmake --build "$BUILD" -j "$JOBS" --target bigmodel_tests >>"$OUT/build.log" 2>&1
+  cmake --build "$BUILD" -j "$JOBS" --target _C >>"$OUT/build.log" 2>&1
+fi
+
+# ---- cuda tier --------------------------------------------------------------------------------
+count() { grep -Eo "$1" "$2" | tail -1; }
+if [ $TESTS_ON = 1 ] && [ -x "$BUILD/bigmodel_tests" ]; then
+  t=$(date +%s)
+  # gtest directly (ctest -R Cuda runs the same tests one process each: slower).
+  timeout 300 "$BUILD/bigmodel_tests" --gtest_filter='Cuda*:CachingAllocator*:CpuAllocator*:Gemm*Cuda*:Cuda*Gemm*' \
+    >"$OUT/gtest_cuda.log" 2>&1
+  rc=$?
+  row "C++ cuda tier" "$([ $rc = 0 ] && echo ok || echo FAIL)" \
+    "$(count '[0-9]+ tests? from' "$OUT/gtest_cuda.log" | grep -Eo '^[0-9]+') ran, $(count 'PASSED  \] [0-9]+' "$OUT/gtest_cuda.log" | grep -Eo '[0-9]+') passed, $(count 'SKIPPED \] [0-9]+' "$OUT/gtest_cuda.log" | grep -Eo '[0-9]+' || echo 0) skipped; $(elapsed $t)"
+  [ $rc = 0 ] || grep -E "FAILED|Failure|error" "$OUT/gtest_cuda.log" | head -20
+  t=$(date +%s)
+  BIGMODEL_SYNC=1 timeout 300 "$BUILD/bigmodel_tests" --gtest_filter='Cuda*' >"$OUT/gtest_cuda_sync.log" 2>&1
+  rc=$?
+  row "C++ cuda tier, BIGMODEL_SYNC=1" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(elapsed $t)"
+  if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    CS="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+    t=$(date +%s)
+    timeout 240 "$CS" --tool memcheck --error-exitcode 9 "$BUILD/bigmodel_tests" \
+      --gtest_filter='CudaTransfer*:CudaCopy*:CudaFill*:CudaRuntime*' >"$OUT/memcheck.log" 2>&1
+    rc=$?
+    row "memcheck (copy/fill/transfer)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
+      "$(count 'ERROR SUMMARY: [0-9]+ errors?' "$OUT/memcheck.log"); $(elapsed $t)"
+  fi
+else
+  row "C++ cuda tier" SKIP "no bigmodel_tests (GoogleTest missing or build failed)"
+fi
+if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
+  export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}" BIGMODEL_BUILD_DIR="$BUILD"
+  t=$(date +%s)
+  timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -rs >"$OUT/pytest_cuda.log" 2>&1
+  rc=$?
+  row "Python cuda tier" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_cuda.log"); $(elapsed $t)"
+  [ $rc = 0 ] || grep -E "^(FAILED|ERROR)|Error" "$OUT/pytest_cuda.log" | head -20
+  t=$(date +%s)
+  BIGMODEL_SYNC=1 timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -x \
+    >"$OUT/pytest_cuda_sync.log" 2>&1
+  rc=$?
+  row "Python cuda tier, BIGMODEL_SYNC=1" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_cuda_sync.log")"
+else
+  row "Python cuda tier" SKIP "no python with numpy+pytest, or _C not built"
+fi
+
+# ---- kernel benches that exist -------------------------------------------------------------
+for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
+  exe="$(find "$BUILD" -maxdepth 2 -type f -name "$bench" -perm -u+x | head -1)"
+  [ -n "$exe" ] || continue
+  t=$(date +%s)
+  timeout 150 "$exe" >"$OUT/$bench.log" 2>&1
+  rc=$?
+  row "$bench" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" "$(elapsed $t); last lines below"
+done
+
+if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
+  for pybench in bench_elementwise_cuda; do
+    [ -f "$ROOT/bench/$pybench.py" ] || continue
+    t=$(date +%s)
+    timeout 120 "$PY" "$ROOT/bench/$pybench.py" >"$OUT/$pybench.log" 2>&1
+    rc=$?
+    row "$pybench" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" "$(elapsed $t); last lines below"
+  done
+fi
+
+# ---- table last --------------------------------------------------------------------------------
+echo
+for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
+  [ -f "$OUT/$bench.log" ] && { echo "--- $bench (tail)"; tail -15 "$OUT/$bench.log"; }
+done
+echo
+echo "device check on ${GPU_NAME:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null), total $(elapsed $T0); logs in $OUT"
+printf '%-36s %-8s %s\n' STEP STATUS DETAIL
+status=0
+for r in "${ROWS[@]}"; do
+  IFS='|' read -r a b c <<<"$r"
+  printf '%-36s %-8s %s\n' "$a" "$b" "$c"
+  case "$b" in FAIL*) status=1 ;; esac
+done
+exit $status

@@ -1,0 +1,82 @@
+// Launches the simple tiled GEMM (gemm_generic.cuh) for the float dtypes: the path for
+// operands the fast kernels cannot take (unaligned pointers or leading dims) and for float64.
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_generic.cuh"
+
+namespace bigmodel::cuda::gemm_detail {
+namespace {
+
+template <typename Acc>
+__device__ __forceinline__ Acc activate_acc(Acc v, GemmActivation act) {
+  if (act == GemmActivation::ReLU) return v > Acc(0) ? v : Acc(0);
+  if (act == GemmActivation::GELUTanh) {
+    const Acc inner = Acc(0.7978845608028654) * (v + Acc(0.044715) * v * v * v);
+    return Acc(0.5) * v * (Acc(1) + tanh(inner));
+  }
+  return v;
+}
+
+template <typename TOut, typename Acc>
+__device__ __forceinline__ TOut narrow(Acc v) {
+  if constexpr (std::is_same_v<TOut, __half> || std::is_same_v<TOut, __nv_bfloat16>)
+    return from_float<TOut>(static_cast<float>(v));
+  else return static_cast<TOut>(v);
+}
+
+template <typename TOut, typename Acc>
+struct EpilogueStore {
+  Epilogue ep;
+  __device__ void operator()(TOut* c, int n, Acc acc) const {
+    Acc v = static_cast<Acc>(ep.alpha) * acc;
+    if (ep.beta != 0.0f) v += static_cast<Acc>(ep.beta) * widen<Acc>(*c);
+    if (ep.bias) v += widen<Acc>(static_cast<const TOut*>(ep.bias)[n]);
+    *c = narrow<TOut, Acc>(activate_acc<Acc>(v, ep.act));
+  }
+};
+
+template <typename TIn, typename TOut, typename Acc>
+void launch(const GemmParams& p, const GenericShape& s, dim3 grid, cudaStream_t stream) {
+  EpilogueStore<TOut, Acc> store{{p.alpha, p.beta, p.bias, p.act}};
+  gemm_generic_32x32<TIn, TOut, Acc><<<grid, 256, 0, stream>>>(s, static_cast<const TIn*>(p.A),
+                                                                static_cast<const TIn*>(p.B),
+                                                                static_cast<TOut*>(p.C), store);
+  BM_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_gemm_generic(const GemmParams& p, void* stream) {
+  GenericShape s;
+  s.M = static_cast<int>(p.M);
+  s.N = static_cast<int>(p.N);
+  s.K = static_cast<int>(p.K);
+  s.a_rs = p.trans_a ? 1 : p.lda;
+  s.a_cs = p.trans_a ? p.lda : 1;
+  s.b_rs = p.trans_b ? 1 : p.ldb;
+  s.b_cs = p.trans_b ? p.ldb : 1;
+  s.ldc = p.ldc;
+  s.stride_a = p.stride_a;
+  s.stride_b = p.stride_b;
+  s.stride_c = p.stride_c;
+  s.batch = p.batch;
+  const dim3 grid(static_cast<unsigned>((p.N + kGenTile - 1) / kGenTile),
+                  static_cast<unsigned>((p.M + kGenTile - 1) / kGenTile),
+                  static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  auto st = static_cast<cudaStream_t>(stream);
+  const bool f32_out = p.out_dtype == DType::Float32;
+  switch (p.in_dtype) {
+    case DType::Float32: launch<float, float, float>(p, s, grid, st); break;
+    case DType::Float64: launch<double, double, double>(p, s, grid, st); break;
+    case DType::Float16:
+      if (f32_out) launch<__half, float, float>(p, s, grid, st);
+      else launch<__half, __half, float>(p, s, grid, st);
+      break;
+    case DType::BFloat16:
+      if (f32_out) launch<__nv_bfloat16, float, float>(p, s, grid, st);
+      else launch<__nv_bfloat16, __nv_bfloat16, float>(p, s, grid, st);
+      break;
+    default: throw DTypeError(str_cat("[gemm] no CUDA kernel for ", dtype_name(p.in_dtype)));
+  }
+}
+
+}  // namespace bigmodel::cuda::gemm_detail
