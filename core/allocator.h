@@ -16,8 +16,8 @@ class Allocator {
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
   // Device-aware forms (a CUDA allocator needs the index); the CPU ignores the device.
   // deallocate_on must not throw: it runs from Storage's destructor.
-  virtual void* allocate_on(size_t nbytes, Device device) { return allocate(nbytes); }
-  virtual void deallocate_on(void* ptr, size_t nbytes, Device device) { deallocate(ptr, nbytes); }
+  virtual void* allocate_on(size_t nbytes, Device /*device*/) { return allocate(nbytes); }
+  virtual void deallocate_on(void* ptr, size_t nbytes, Device /*device*/) { deallocate(ptr, nbytes); }
 };
 
 Allocator* cpu_allocator();

@@ -26,7 +26,7 @@ class Dataset {
   virtual Example get(int64_t index) const = 0;
   // The samples at `indices` already batched, or nullopt (the default) to let the loader
   // call get() for each and stack the results.
-  virtual std::optional<Example> get_batch(const std::vector<int64_t>& indices) const { return std::nullopt; }
+  virtual std::optional<Example> get_batch(const std::vector<int64_t>& /*indices*/) const { return std::nullopt; }
 };
 
 // Wraps a data tensor and an optional target tensor of equal first dimension; sample i is

@@ -2,6 +2,7 @@
 // data), the C++ twin of examples/train_cnn.py:
 //   build/examples/cpp/train_cnn [--epochs 3] [--limit N] [--batch-size 64] [--lr 0.04]
 //                                [--seed 0] [--root /usr/share/datasets/fashion-mnist]
+//                                [--min-accuracy X]   (exit 3 when the final test accuracy is below X)
 // SGD with Nesterov momentum 0.9; the learning rate (a LambdaLR) warms up linearly over the
 // first steps, then decays linearly to zero. data::FashionMNIST reads the IDX files and a
 // data::DataLoader shuffles (seeded by --seed) and batches them on a background thread.
@@ -64,7 +65,7 @@ double accuracy(ArticleCNN& model, data::DataLoader& test_loader) {
 
 int main(int argc, char** argv) {
   int64_t epochs = 3, limit = 0, batch = 64, seed = 0, warmup_steps = 200;
-  double peak_lr = 0.04;
+  double peak_lr = 0.04, min_accuracy = 0.0;
   std::string root = data::FashionMNIST::kDefaultRoot;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -81,8 +82,9 @@ int main(int argc, char** argv) {
     else if (a == "--lr") peak_lr = std::stod(next());
     else if (a == "--seed") seed = std::stoll(next());
     else if (a == "--root") root = next();
+    else if (a == "--min-accuracy") min_accuracy = std::stod(next());
     else {
-      std::fprintf(stderr, "usage: %s [--epochs N] [--limit N] [--batch-size N] [--lr X] [--seed N] [--root DIR]\n",
+      std::fprintf(stderr, "usage: %s [--epochs N] [--limit N] [--batch-size N] [--lr X] [--seed N] [--root DIR] [--min-accuracy X]\n",
                    argv[0]);
       return 2;
     }
@@ -147,6 +149,10 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     std::printf("test accuracy: %.4f\n", test_acc);
+    if (test_acc < min_accuracy) {  // lets tests and scripts fail on a model that did not learn
+      std::fprintf(stderr, "test accuracy %.4f is below --min-accuracy %.4f\n", test_acc, min_accuracy);
+      return 3;
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

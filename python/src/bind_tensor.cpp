@@ -91,7 +91,9 @@ Tensor to_any(const Tensor& self, const py::args& args, const py::kwargs& kwargs
   if (kwargs.contains("dtype")) take(kwargs["dtype"]);
   if (kwargs.contains("device")) take(kwargs["device"]);
   bool copy = kwargs.contains("copy") && kwargs["copy"].cast<bool>();
-  Tensor out = to(self, device, dtype);
+  // non_blocking: a cross-device copy is queued on the current stream (pinned staging).
+  bool non_blocking = kwargs.contains("non_blocking") && kwargs["non_blocking"].cast<bool>();
+  Tensor out = to(self, device, dtype, non_blocking);
   return copy && out.is_same(self) ? clone(self) : out;
 }
 

@@ -248,3 +248,15 @@ def test_optimizer_without_skip_applies_nonfinite_steps():
         warnings.simplefilter("error")
         after_bad, _ = _nan_then_finite_steps(opt, p)
     assert np.isnan(after_bad[0]) and opt.skipped_steps == 0
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad])
+def test_every_optimizer_takes_skip_nonfinite_in_its_constructor(cls):
+    p = bm.tensor([1.0, 2.0], requires_grad=True)
+    opt = cls([p], lr=0.1, skip_nonfinite=True)
+    assert opt.skip_nonfinite is True
+    (p * float("nan")).sum().backward()
+    with pytest.warns(RuntimeWarning, match="step skipped"):
+        opt.step()
+    np.testing.assert_array_equal(p.detach().numpy(), [1.0, 2.0])
+    assert opt.skipped_steps == 1

@@ -10,12 +10,12 @@ from .optimizer import Optimizer
 
 class Adagrad(Optimizer):
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                 *, maximize=False):
+                 *, maximize=False, skip_nonfinite=False):
         check_non_negative("Adagrad", **{"learning rate": lr, "lr_decay": lr_decay, "weight_decay": weight_decay,
                                          "initial_accumulator_value": initial_accumulator_value, "epsilon": eps})
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
         for group in self.param_groups:
             for p in group["params"]:
                 self._init_state(p, group)

@@ -12,7 +12,7 @@ from .optimizer import Optimizer, required
 
 class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False):
+                 maximize=False, skip_nonfinite=False):
         if lr is not required and lr < 0.0:
             raise ValueError(f"[SGD] invalid learning rate: {lr}")
         if momentum < 0.0:
@@ -23,7 +23,7 @@ class SGD(Optimizer):
             raise ValueError("[SGD] Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
     def _update_group(self, group):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
