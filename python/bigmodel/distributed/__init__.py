@@ -128,6 +128,9 @@ def __getattr__(name):
     if name == "DistributedDataParallel":
         from ..nn.parallel import DistributedDataParallel
         return DistributedDataParallel
+    if name == "optim":  # ZeroRedundancyOptimizer; imported lazily as it needs bigmodel.optim
+        import importlib
+        return importlib.import_module(".optim", __name__)
     raise AttributeError(f"module 'bigmodel.distributed' has no attribute '{name}'")
 
 
