@@ -2,37 +2,19 @@
 // BIGMODEL_GEMM), and the choice among our kernels (SGEMM, tensor cores, int8 mma, or the
 // simple tiled fallback) by dtype, layout and alignment.
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cstdlib>
 
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/gemm_internal.h"
+#include "core/backends.h"
 #include "core/error.h"
 
 namespace bigmodel::cuda {
 namespace {
 
-// 0 ours, 1 cublas, -1 not yet read from the environment.
-std::atomic<int> g_backend{-1};
-
-int backend_index(const std::string& name) {
-  if (name == "ours") return 0;
-  if (name == "cublas") return 1;
-  throw ValueError(str_cat("[gemm] unknown GEMM backend '", name, "' (expected 'ours' or 'cublas')"));
-}
-
-int current_backend() {
-  int b = g_backend.load(std::memory_order_relaxed);
-  if (b < 0) {
-    const char* env = std::getenv("BIGMODEL_GEMM");
-    b = (env && *env) ? backend_index(env) : 0;
-    int expected = -1;
-    g_backend.compare_exchange_strong(expected, b);
-    b = g_backend.load();
-  }
-  return b;
-}
+// 0 ours, 1 cublas: the "gemm" entry of the backend registry (core/backends.h).
+int current_backend() { return uses_vendor_backend("gemm") ? 1 : 0; }
 
 // Shared shape checks of the float and int8 forms. Returns false when there is nothing to do.
 bool check_shape(const char* op, int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t lda, int64_t ldb,
@@ -64,8 +46,8 @@ bool check_params(const GemmParams& p) {
 
 }  // namespace
 
-void set_gemm_backend(const std::string& name) { g_backend.store(backend_index(name)); }
-std::string gemm_backend() { return current_backend() == 1 ? "cublas" : "ours"; }
+void set_gemm_backend(const std::string& name) { set_backend("gemm", name); }
+std::string gemm_backend() { return backend("gemm"); }
 
 void gemm(const GemmParams& p, void* stream) {
   if (current_backend() == 1) gemm_cublas(p, stream);

@@ -44,5 +44,6 @@ from .serialization import save, load, save_file, load_file  # noqa: E402,F401
 from . import distributed, models, utils  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401  (bm.autocast; bm.amp.GradScaler)
 from . import interpret, quantization  # noqa: E402,F401  (bm.interpret, bm.quantization)
+from . import backends  # noqa: E402,F401  (bm.backends.gemm = "cublas", ...)
 
 __version__ = "0.1.0"

@@ -88,5 +88,7 @@ void bind_distributed(py::module_& m, py::class_<Tensor>& cls);     // process g
 void bind_cuda(py::module_& m, py::class_<Tensor>& cls);            // bm.cuda runtime: streams, memory
 void bind_quant(py::module_& m, py::class_<Tensor>& cls);           // int8 quantization
 void bind_amp(py::module_& m, py::class_<Tensor>& cls);             // autocast state
+void bind_backends(py::module_& m);                                  // bm.backends choices
+void bind_fused_optim(py::module_& m, py::class_<Tensor>& cls);  // multi-tensor optimizer steps, norms
 
 }  // namespace bigmodel::python

@@ -107,4 +107,6 @@ PYBIND11_MODULE(_C, m) {
   bind_cuda(m, cls);
   bind_quant(m, cls);
   bind_amp(m, cls);
+  bind_backends(m);
+  bind_fused_optim(m, cls);
 }
