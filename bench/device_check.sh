@@ -75,6 +75,23 @@ if [ -n "$PY" ]; then
 else
   CMAKE_EXTRA+=("-DBIGMODEL_PYTHON=OFF")
 fi
+# NCCL and cuDNN: the system's copy (/usr/local/cuda, /usr/include), else the one PyTorch's
+# wheels ship (site-packages/nvidia/<name>/{include,lib}, libraries without a .so link).
+wheel_lib() {  # wheel_lib <module> <header> <CMAKE_PREFIX>
+  [ -e "/usr/local/cuda/include/$2" ] || [ -e "/usr/include/$2" ] || [ -z "$PY" ] && return 0
+  local dir so
+  dir="$("$PY" -c "import nvidia.$1 as n; print(list(n.__path__)[0])" 2>/dev/null)"
+  if [ -n "$dir" ] && [ -e "$dir/include/$2" ]; then
+    so="$(ls "$dir"/lib/lib$1.so* 2>/dev/null | sort | head -1)"
+    CMAKE_EXTRA+=("-D$3_INCLUDE_DIR=$dir/include" "-D$3_LIBRARY=$so")
+    export LD_LIBRARY_PATH="$dir/lib:${LD_LIBRARY_PATH:-}"
+    echo "$1 from $dir"
+  else
+    echo "note: no $2 found: the parts needing $1 will skip or raise"
+  fi
+}
+wheel_lib nccl nccl.h NCCL
+wheel_lib cudnn cudnn.h CUDNN
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
 
 # ---- configure + build ----------------------------------------------------------------------
@@ -144,11 +161,19 @@ if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
     >"$OUT/pytest_cuda_sync.log" 2>&1
   rc=$?
   row "Python cuda tier, BIGMODEL_SYNC=1" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_cuda_sync.log")"
+  # NCCL in one process (this build has no MPI): every collective and DDP still go through NCCL.
+  t=$(date +%s)
+  timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda -rs >"$OUT/pytest_nccl.log" 2>&1
+  rc=$?
+  row "NCCL tier (1 process)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_nccl.log"); $(elapsed $t)"
+  [ $rc = 0 ] || grep -E "^(FAILED|ERROR)|Error" "$OUT/pytest_nccl.log" | head -20
 else
   row "Python cuda tier" SKIP "no python with numpy+pytest, or _C not built"
 fi
 
 # ---- kernel benches that exist -------------------------------------------------------------
+# Python benches (each prints one summary line per case with its ratio to the peer).
+PY_BENCHES="bench_elementwise_cuda bench_reduce_cuda bench_norm_cuda bench_attention_cuda bench_conv_cuda bench_fused_adamw"
 for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
   exe="$(find "$BUILD" -maxdepth 2 -type f -name "$bench" -perm -u+x | head -1)"
   [ -n "$exe" ] || continue
@@ -159,10 +184,10 @@ for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
 done
 
 if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
-  for pybench in bench_elementwise_cuda; do
+  for pybench in $PY_BENCHES; do
     [ -f "$ROOT/bench/$pybench.py" ] || continue
     t=$(date +%s)
-    timeout 120 "$PY" "$ROOT/bench/$pybench.py" >"$OUT/$pybench.log" 2>&1
+    timeout 90 "$PY" "$ROOT/bench/$pybench.py" >"$OUT/$pybench.log" 2>&1
     rc=$?
     row "$pybench" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" "$(elapsed $t); last lines below"
   done
@@ -170,7 +195,7 @@ fi
 
 # ---- table last --------------------------------------------------------------------------------
 echo
-for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
+for bench in bench_gemm_cuda $PY_BENCHES; do
   [ -f "$OUT/$bench.log" ] && { echo "--- $bench (tail)"; tail -15 "$OUT/$bench.log"; }
 done
 echo

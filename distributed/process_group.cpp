@@ -3,6 +3,7 @@
 
 #include <mutex>
 
+#include "core/cuda_info.h"
 #include "core/error.h"
 
 namespace bigmodel::distributed {
@@ -10,6 +11,30 @@ namespace bigmodel::distributed {
 namespace {
 std::mutex g_mutex;
 ProcessGroupPtr g_default;
+
+// backend=None on a GPU machine: CUDA tensors go to NCCL, CPU tensors to MPI (the device
+// of the first tensor decides; the backends check the rest). Barriers use MPI.
+class DeviceRoutedGroup : public ProcessGroup {
+ public:
+  DeviceRoutedGroup(ProcessGroupPtr mpi, ProcessGroupPtr nccl) : mpi_(std::move(mpi)), nccl_(std::move(nccl)) {}
+  std::string backend() const override { return "mpi+nccl"; }
+  int rank() const override { return mpi_->rank(); }
+  int size() const override { return mpi_->size(); }
+  int local_rank() const override { return mpi_->local_rank(); }
+  WorkPtr all_reduce_async(Tensor& t, ReduceOp op) override { return pick(t).all_reduce_async(t, op); }
+  WorkPtr broadcast_async(Tensor& t, int root) override { return pick(t).broadcast_async(t, root); }
+  WorkPtr all_gather_async(std::vector<Tensor>& outs, const Tensor& in) override {
+    return pick(in).all_gather_async(outs, in);
+  }
+  WorkPtr reduce_scatter_async(Tensor& out, const std::vector<Tensor>& ins, ReduceOp op) override {
+    return pick(out).reduce_scatter_async(out, ins, op);
+  }
+  WorkPtr barrier_async() override { return mpi_->barrier_async(); }
+
+ private:
+  ProcessGroup& pick(const Tensor& t) { return t.defined() && t.device().is_cuda() ? *nccl_ : *mpi_; }
+  ProcessGroupPtr mpi_, nccl_;
+};
 }  // namespace
 
 const char* reduce_op_name(ReduceOp op) {
@@ -26,12 +51,16 @@ ProcessGroupPtr init_process_group(const std::string& backend) {
   std::lock_guard<std::mutex> lock(g_mutex);
   BM_CHECK_RUNTIME(!g_default, "init_process_group",
                    "the default process group is already initialised; call destroy_process_group() first");
+  if (backend.empty() && nccl_available() && mpi_available() && cuda::device_count() > 0) {
+    ProcessGroupPtr mpi = make_process_group_mpi();
+    g_default = std::make_shared<DeviceRoutedGroup>(mpi, make_process_group_nccl());
+    return g_default;
+  }
   std::string name = backend.empty() ? "mpi" : backend;
   if (name == "mpi") {
     g_default = make_process_group_mpi();
   } else if (name == "nccl") {
-    BM_CHECK_RUNTIME(false, "init_process_group",
-                     "the nccl backend is not available in this build yet (CUDA tensors); use backend='mpi'");
+    g_default = make_process_group_nccl();
   } else {
     BM_CHECK_VALUE(false, "init_process_group", "unknown backend '", name, "' (expected 'mpi' or 'nccl')");
   }

@@ -1,6 +1,7 @@
 // ProcessGroup: the collective-communication interface data-parallel training uses
 // (all_reduce, broadcast, all_gather, reduce_scatter, barrier, each sync or async), and
-// the process-wide default group made by init_process_group ("mpi"; "nccl" later).
+// the process-wide default group made by init_process_group ("mpi" for CPU tensors, "nccl"
+// for CUDA tensors).
 #pragma once
 #include <memory>
 #include <string>
@@ -57,9 +58,11 @@ ProcessGroupPtr init_process_group(const std::string& backend = "");
 bool is_initialized();
 ProcessGroupPtr default_group(const char* op);  // throws "[op] ... not initialised"
 void destroy_process_group();
-bool mpi_available();  // built with MPI
+bool mpi_available();   // built with MPI
+bool nccl_available();  // built with NCCL (and CUDA and MPI, which bootstraps it)
 
 // Backend factories (defined in their own files; throw when built without them).
 ProcessGroupPtr make_process_group_mpi();
+ProcessGroupPtr make_process_group_nccl();  // collective: every rank calls it together
 
 }  // namespace bigmodel::distributed

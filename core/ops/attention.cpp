@@ -1,11 +1,14 @@
-// scaled_dot_product_attention composed from existing ops (see attention.h); a fused
-// kernel can replace the body later without changing the front end's checks.
+// scaled_dot_product_attention: the front end (checks, autocast), the composed reference
+// (matmul, mask, softmax, dropout, matmul: the CPU path and every fallback), and the route to
+// the fused flash kernels on CUDA with their autograd node (see attention.h).
 #include "core/ops/attention.h"
 
 #include <cmath>
 #include <limits>
 
 #include "core/amp.h"
+#include "core/autograd.h"
+#include "core/backends.h"
 #include "core/error.h"
 #include "core/ops/compare.h"
 #include "core/ops/creation.h"
@@ -52,20 +55,11 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   }
 }
 
-}  // namespace
-
-std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(const Tensor& q_in, const Tensor& k_in,
-                                                                    const Tensor& v_in, const Tensor& mask_in,
-                                                                    double dropout_p, bool is_causal,
-                                                                    std::optional<double> scale, Generator* gen) {
-  // Autocast (core/amp.h): attention runs wholly in the autocast dtype, as a fused kernel
-  // would (its softmax computes in float internally), so the inner ops must not re-cast.
-  const Tensor q = amp::autocast_lower(q_in), k = amp::autocast_lower(k_in), v = amp::autocast_lower(v_in);
-  const Tensor attn_mask = mask_in.defined() && mask_in.dtype() != DType::Bool ? amp::autocast_lower(mask_in) : mask_in;
-  amp::AutocastOffGuard autocast_off;
-  check_inputs(q, k, v, attn_mask, dropout_p, is_causal);
+// The composed reference on already autocast-lowered, checked inputs.
+std::pair<Tensor, Tensor> composed_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                             const Tensor& attn_mask, double dropout_p, bool is_causal, double sc,
+                                             Generator* gen) {
   const int64_t L = q.size(-2), S = k.size(-2);
-  const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   Tensor scores = mul(matmul(q, transpose(k, -2, -1)), Scalar(sc));
   if (attn_mask.defined()) {
     BM_CHECK_VALUE(broadcasts_to(attn_mask.sizes(), scores.sizes()), kOp, "attn_mask of shape ",
@@ -86,9 +80,122 @@ std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(const Tensor
   return {matmul(attn, v), attn};
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+// Leading 1s up to 4 dims (a view).
+Tensor to_4d(Tensor t) {
+  while (t.dim() < 4) t = unsqueeze(t, 0);
+  return t;
+}
+
+Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
+
+// The fused kernels on [B, H, N, D] views, with their autograd node: the backward recomputes
+// the scores from q, k, v and the saved logsumexp (no N x N buffer either way).
+Tensor flash_attention(const Tensor& q4, const Tensor& k4, const Tensor& v4, const Tensor& mask4, double sc,
+                       bool causal) {
+  const Device dev = q4.device();
+  Tensor out = empty(Shape{q4.size(0), q4.size(1), q4.size(2), q4.size(3)}, q4.dtype(), dev);
+  Tensor lse = empty(Shape{q4.size(0), q4.size(1), q4.size(2)}, DType::Float32, dev);
+  flash_attention_forward_kernel.get(dev)(out, lse, q4, k4, v4, mask4, sc, causal);
+  if (needs_grad({q4, k4, v4})) {
+    SavedTensor sq(q4), sk(k4), sv(v4), so(out), sl(lse);
+    SavedTensor sm = mask4.defined() ? SavedTensor(mask4) : SavedTensor();
+    const bool has_mask = mask4.defined();
+    record_function(kOp, {q4, k4, v4}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor q = sq.unpack(kOp), k = sk.unpack(kOp), v = sv.unpack(kOp);
+      Tensor m = has_mask ? sm.unpack(kOp) : Tensor();
+      Tensor dq = empty(q.sizes(), q.dtype(), q.device());
+      Tensor dk = empty(k.sizes(), k.dtype(), k.device());
+      Tensor dv = empty(v.sizes(), v.dtype(), v.device());
+      flash_attention_backward_kernel.get(q.device())(dq, dk, dv, g[0], q, k, v, so.unpack(kOp), sl.unpack(kOp), m,
+                                                       sc, causal);
+      return std::vector<Tensor>{dq, dk, dv};
+    });
+  }
+  return out;
+}
+
+// The fused path when it takes the case (CUDA, float32/float16/bfloat16, one head dim <= 128,
+// no dropout, at most 4 dims, a mask that needs no gradient); an undefined Tensor otherwise,
+// and the caller runs the composed reference.
+Tensor try_flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double dropout_p,
+                           bool causal, double sc) {
+  const Device dev = q.device();
+  if (!dev.is_cuda() || !flash_attention_available(dev)) return Tensor();
+  if (k.device() != dev || v.device() != dev || (mask.defined() && mask.device() != dev)) return Tensor();
+  const DType dt = q.dtype();
+  if (dt != DType::Float32 && dt != DType::Float16 && dt != DType::BFloat16) return Tensor();
+  if (dropout_p > 0.0 || !std::isfinite(sc)) return Tensor();
+  const int64_t L = q.size(-2), S = k.size(-2), E = q.size(-1);
+  if (v.size(-1) != E || E < 1 || E > 128 || L < 1 || S < 1) return Tensor();
+  if (q.dim() > 4 || k.dim() > 4 || v.dim() > 4) return Tensor();
+  if (mask.defined() && (mask.requires_grad() || mask.dim() > 4)) return Tensor();
+  const Shape batch = broadcast_shapes(broadcast_shapes(batch_of(q), batch_of(k), kOp), batch_of(v), kOp);
+  if (shape_numel(batch) == 0) return Tensor();  // nothing to launch; the composed path returns empties
+  Shape scores_shape = batch;
+  scores_shape.push_back(L);
+  scores_shape.push_back(S);
+  if (mask.defined()) {
+    BM_CHECK_VALUE(broadcasts_to(mask.sizes(), scores_shape), kOp, "attn_mask of shape ", shape_str(mask.sizes()),
+                   " does not broadcast to the attention scores ", shape_str(scores_shape), " (query ",
+                   shape_str(q.sizes()), ", key ", shape_str(k.sizes()), ")");
+  }
+  Shape b2 = batch;
+  while (b2.size() < 2) b2.insert(b2.begin(), 1);
+  const int64_t B = b2[0], H = b2[1];
+  // Broadcast batch dims become stride-0 views; the kernels read any strides, and the expand
+  // nodes sum the gradients back to the callers' shapes.
+  Tensor q4 = expand(to_4d(q), Shape{B, H, L, E});
+  Tensor k4 = expand(to_4d(k), Shape{B, H, S, E});
+  Tensor v4 = expand(to_4d(v), Shape{B, H, S, E});
+  Tensor m4 = mask.defined() ? expand(to_4d(mask), Shape{B, H, L, S}) : Tensor();
+  Tensor out = flash_attention(q4, k4, v4, m4, sc, causal);
+  Shape out_shape = batch;
+  out_shape.push_back(L);
+  out_shape.push_back(E);
+  return reshape(out, out_shape);
+}
+
+}  // namespace
+
+BM_DEFINE_KERNEL(flash_attention_forward_kernel);
+BM_DEFINE_KERNEL(flash_attention_backward_kernel);
+
+bool flash_attention_available(Device device) {
+  return flash_attention_forward_kernel.table[static_cast<int>(device.type)] != nullptr &&
+         flash_attention_backward_kernel.table[static_cast<int>(device.type)] != nullptr;
+}
+
+std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(const Tensor& q_in, const Tensor& k_in,
+                                                                    const Tensor& v_in, const Tensor& mask_in,
+                                                                    double dropout_p, bool is_causal,
+                                                                    std::optional<double> scale, Generator* gen) {
+  // Autocast (core/amp.h): attention runs wholly in the autocast dtype, as a fused kernel
+  // would (its softmax computes in float internally), so the inner ops must not re-cast.
+  const Tensor q = amp::autocast_lower(q_in), k = amp::autocast_lower(k_in), v = amp::autocast_lower(v_in);
+  const Tensor attn_mask = mask_in.defined() && mask_in.dtype() != DType::Bool ? amp::autocast_lower(mask_in) : mask_in;
+  amp::AutocastOffGuard autocast_off;
+  check_inputs(q, k, v, attn_mask, dropout_p, is_causal);
+  const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  return composed_attention(q, k, v, attn_mask, dropout_p, is_causal, sc, gen);
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask_in,
                                     double dropout_p, bool is_causal, std::optional<double> scale, Generator* gen) {
-  return scaled_dot_product_attention_with_weights(q, k, v, attn_mask, dropout_p, is_causal, scale, gen).first;
+  const Tensor q = amp::autocast_lower(q_in), k = amp::autocast_lower(k_in), v = amp::autocast_lower(v_in);
+  const Tensor attn_mask = mask_in.defined() && mask_in.dtype() != DType::Bool ? amp::autocast_lower(mask_in) : mask_in;
+  amp::AutocastOffGuard autocast_off;
+  check_inputs(q, k, v, attn_mask, dropout_p, is_causal);
+  const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (q.device().is_cuda()) {
+    if (uses_vendor_backend("attention")) {
+      throw NotImplementedError(str_cat("[", kOp, "] the cuDNN attention baseline (bm.backends.attention = '",
+                                        backend("attention"), "') is not implemented yet; set it to 'ours' (query ",
+                                        shape_str(q.sizes()), ", ", dtype_name(q.dtype()), ")"));
+    }
+    Tensor out = try_flash_attention(q, k, v, attn_mask, dropout_p, is_causal, sc);
+    if (out.defined()) return out;
+  }
+  return composed_attention(q, k, v, attn_mask, dropout_p, is_causal, sc, gen).first;
 }
 
 }  // namespace bigmodel

@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/dispatch.h"
 #include "core/random.h"
 #include "core/tensor.h"
 
@@ -24,5 +25,26 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 std::pair<Tensor, Tensor> scaled_dot_product_attention_with_weights(
     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
     bool is_causal = false, std::optional<double> scale = std::nullopt, Generator* gen = nullptr);
+
+// ---- fused (flash) attention kernels, registered for CUDA only (kernels/cuda/flash_attention*.cu) ----
+// The front end hands them 4-D [B, H, N, D] views (any strides; B and H already broadcast
+// among q, k, v, stride 0 allowed), q/k/v of one dtype (float32, float16 or bfloat16), one head
+// dim D <= 128 shared by q, k and v, Nq >= 1, Nk >= 1. mask is undefined or a bool / q-dtype
+// tensor expanded to [B, H, Nq, Nk] (stride-0 broadcast dims). Outputs are fresh contiguous:
+// out [B, H, Nq, D] in q's dtype, lse [B, H, Nq] float32 (natural-log logsumexp of the scaled,
+// masked scores; NaN for a row whose keys are all masked, whose output is NaN as in the
+// composed path).
+BM_DECLARE_KERNEL(flash_attention_forward_kernel,
+                  void (*)(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor& mask, double scale, bool causal));
+// Gradients from the forward's out and lse (recomputing the scores, no N x N buffer):
+// dq/dk/dv fresh contiguous [B, H, N, D] in q's dtype; dout any strides, q's dtype.
+BM_DECLARE_KERNEL(flash_attention_backward_kernel,
+                  void (*)(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& mask,
+                           double scale, bool causal));
+
+// True when a fused kernel is registered for `device` (a CUDA build).
+bool flash_attention_available(Device device);
 
 }  // namespace bigmodel

@@ -71,6 +71,7 @@ void bind_distributed(py::module_& m, py::class_<Tensor>& cls) {
       .def("backend", &dist::ProcessGroup::backend);
 
   d.def("mpi_available", &dist::mpi_available);
+  d.def("nccl_available", &dist::nccl_available);
   d.def("init_process_group", [](const std::string& backend) {
     py::gil_scoped_release release;  // MPI start-up can take a moment
     return dist::init_process_group(backend);

@@ -5,13 +5,13 @@ import pytest
 
 import bigmodel.distributed as dist
 
-if dist.is_available() and not dist.is_initialized():
+if dist.is_mpi_available() and not dist.is_initialized():
     dist.init_process_group("mpi")
 
 
 @pytest.fixture(autouse=True)
 def _needs_two_ranks():
-    if not dist.is_available():
+    if not dist.is_mpi_available():
         pytest.skip("bigmodel was built without MPI")
     if dist.get_world_size() < 2:
         pytest.skip("the dist tier needs mpirun -np 2 (or more)")

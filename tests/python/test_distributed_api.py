@@ -27,8 +27,10 @@ def test_not_initialised_errors():
 
 
 def test_backend_choice_errors():
-    with pytest.raises(RuntimeError, match=r"\[init_process_group\] the nccl backend is not available"):
-        dist.init_process_group("nccl")
+    if not bm.cuda.is_available():
+        with pytest.raises(RuntimeError, match=r"\[init_process_group\] (backend 'nccl' needs a CUDA GPU, but no "
+                                               r"CUDA device is visible|bigmodel was built without the NCCL)"):
+            dist.init_process_group("nccl")
     with pytest.raises(ValueError, match=r"\[init_process_group\] unknown backend 'gloo'"):
         dist.init_process_group("gloo")
     assert not dist.is_initialized()

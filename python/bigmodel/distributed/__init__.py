@@ -22,23 +22,29 @@ _BACKENDS = ("mpi", "nccl")
 
 
 def is_available():
-    """True when this build has a distributed backend (MPI)."""
+    """True when bigmodel was built with a distributed backend (MPI, NCCL or both)."""
+    return _D.mpi_available() or _D.nccl_available()
+
+
+def is_mpi_available():
     return _D.mpi_available()
 
 
+def is_nccl_available():
+    """True when built with NCCL (CUDA tensors); more than one process also needs MPI."""
+    return _D.nccl_available()
+
+
 def init_process_group(backend=None, init_method=None, world_size=-1, rank=-1):
-    """Joins the job started by mpirun. backend: "mpi", "nccl" or None (mpi).
+    """Joins the job started by mpirun. backend: "mpi" (CPU tensors), "nccl" (CUDA tensors; each
+    rank drives the GPU of its local rank) or None: both on a machine with a GPU and NCCL (CUDA
+    tensors go to NCCL, CPU tensors to MPI), else "mpi".
 
     world_size and rank, when given, must match what the launcher says (they are checked).
     """
-    if backend is None:
-        backend = "mpi"
-    if not isinstance(backend, str) or backend.lower() not in _BACKENDS:
+    if backend is not None and (not isinstance(backend, str) or backend.lower() not in _BACKENDS):
         raise ValueError(f"[init_process_group] unknown backend {backend!r} (expected 'mpi', 'nccl' or None)")
-    backend = backend.lower()
-    if backend == "nccl":
-        raise RuntimeError("[init_process_group] the nccl backend is not available yet (it arrives with "
-                           "CUDA data-parallel training); use backend='mpi' for CPU tensors")
+    backend = "" if backend is None else backend.lower()
     if init_method not in (None, "env://"):
         raise ValueError(f"[init_process_group] init_method {init_method!r} is not supported; "
                          "launch with mpirun (init_method=None)")
@@ -134,6 +140,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'bigmodel.distributed' has no attribute '{name}'")
 
 
-__all__ = ["ReduceOp", "Work", "ProcessGroup", "is_available", "init_process_group", "is_initialized", "get_rank",
+__all__ = ["ReduceOp", "Work", "ProcessGroup", "is_available", "is_mpi_available", "is_nccl_available", "init_process_group", "is_initialized", "get_rank",
            "get_world_size", "get_local_rank", "get_backend", "destroy_process_group", "all_reduce", "broadcast",
            "all_gather", "reduce_scatter", "barrier", "DistributedSampler"]

@@ -245,7 +245,11 @@ __all__ = ["relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "so
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  generator=None):
     """softmax(q k^T * scale + mask) v over [..., L, E] x [..., S, E] x [..., S, Ev] -> [..., L, Ev].
-    A bool attn_mask keeps positions where True; a float one is added; is_causal keeps j <= i."""
+    A bool attn_mask keeps positions where True; a float one is added; is_causal keeps j <= i.
+    On CUDA, float32/float16/bfloat16 inputs with E == Ev <= 128 and at most 4 dims run a fused
+    flash kernel (no L x S buffer, forward or backward); dropout_p > 0, other head dims, a mask
+    that requires grad and more dims fall back to the composed path (matmul, softmax, matmul).
+    A row with every key masked gives NaN, as softmax over all -inf does."""
     return _op("scaled_dot_product_attention")(query, key, value, attn_mask, dropout_p=dropout_p,
                                                is_causal=is_causal, scale=scale, generator=generator)
 

@@ -3,7 +3,10 @@ all ranks, overlapping the all-reduces with the rest of backward.
 
 How it works. At wrap time rank 0's parameters and buffers are broadcast. Parameters that
 require grad are grouped into buckets (of one dtype, up to bucket_cap_mb) in reverse
-registration order, which is roughly the order backward produces their gradients. A
+registration order, which is roughly the order backward produces their gradients (the
+default bucket_cap_mb=None sizes them from the model: a quarter of its gradient bytes, at
+least 64 KB and at most 25 MB, so even a small model gets several buckets and all but the
+last reduction can overlap backward; bench/bench_ddp_overlap.py measures it). A
 post-accumulate-grad hook on each parameter marks it ready; when a bucket is complete its
 gradients are flattened and an async all_reduce(AVG) is launched. Buckets launch strictly
 in index order so every rank issues the same collectives in the same order.
@@ -18,6 +21,7 @@ from its outputs and marks unreachable parameters ready at once (their bucket sl
 zeros; after the reduction their .grad holds the average of the other ranks' gradients).
 """
 import contextlib
+import time
 import weakref
 
 from ... import _C
@@ -40,8 +44,11 @@ def _tensors_in(obj, out):
 
 
 class DistributedDataParallel(Module):
-    """DistributedDataParallel(module, device_ids=None, bucket_cap_mb=25, find_unused_parameters=False,
+    """DistributedDataParallel(module, device_ids=None, bucket_cap_mb=None, find_unused_parameters=False,
     broadcast_buffers=True). Needs init_process_group() first.
+
+    bucket_cap_mb=None picks the bucket size from the model (a quarter of its gradient
+    bytes, clamped to [64 KB, 25 MB]); a number fixes it, as in PyTorch.
 
     Use like the module; after loss.backward() every rank holds the same averaged
     gradients. no_sync() skips the reduction (gradients accumulate locally) for the
@@ -49,7 +56,7 @@ class DistributedDataParallel(Module):
     (e.g. batch-norm statistics) before each forward.
     """
 
-    def __init__(self, module, device_ids=None, bucket_cap_mb=25, find_unused_parameters=False,
+    def __init__(self, module, device_ids=None, bucket_cap_mb=None, find_unused_parameters=False,
                  broadcast_buffers=True):
         super().__init__()
         if not isinstance(module, Module):
@@ -57,7 +64,7 @@ class DistributedDataParallel(Module):
         if not dist.is_initialized():
             raise RuntimeError("[DistributedDataParallel] the default process group is not initialised; "
                                "call bigmodel.distributed.init_process_group() first")
-        if not (isinstance(bucket_cap_mb, (int, float)) and bucket_cap_mb > 0):
+        if bucket_cap_mb is not None and not (isinstance(bucket_cap_mb, (int, float)) and bucket_cap_mb > 0):
             raise ValueError(f"[DistributedDataParallel] bucket_cap_mb must be positive, got {bucket_cap_mb}")
         self.module = module
         self.world_size = dist.get_world_size()
@@ -73,7 +80,11 @@ class DistributedDataParallel(Module):
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
         # Buckets over parameters in reverse registration order, one dtype per bucket.
-        cap = int(bucket_cap_mb * 1024 * 1024)
+        if bucket_cap_mb is None:
+            total = sum(p.numel() * p.element_size() for p in self._params)
+            cap = min(25 << 20, max(64 << 10, total // 4))
+        else:
+            cap = int(bucket_cap_mb * 1024 * 1024)
         buckets, current, size = [], [], 0
         for i in reversed(range(len(self._params))):
             p = self._params[i]
@@ -88,6 +99,7 @@ class DistributedDataParallel(Module):
         self._buckets = buckets
         self._bucket_of = {i: b for b, idx in enumerate(buckets) for i in idx}
         self._sync_enabled = True
+        self._comm_log = None  # a list while record_comm_timing() is on
         self._reset()
         me = weakref.ref(self)
         for i, p in enumerate(self._params):
@@ -101,6 +113,7 @@ class DistributedDataParallel(Module):
         self._bucket_count = [0] * len(self._buckets)
         self._next_bucket = 0
         self._works = []
+        self._launch_times = []
 
     @staticmethod
     def _hook_for(me, index):
@@ -139,12 +152,18 @@ class DistributedDataParallel(Module):
             flat = _C.cat(parts, 0) if len(parts) > 1 else parts[0].clone()
             work = dist.all_reduce(flat, dist.ReduceOp.AVG, async_op=True)
         self._works.append((b, flat, work))
+        if self._comm_log is not None:
+            self._launch_times.append((b, flat.numel() * flat.element_size(), time.perf_counter()))
 
     def _finish(self):
         self._armed = False
+        start = time.perf_counter()
+        blocked = 0.0
         with no_grad():
             for b, flat, work in self._works:
+                t0 = time.perf_counter()
                 work.wait()
+                blocked += time.perf_counter() - t0
                 offset = 0
                 for i in self._buckets[b]:
                     p = self._params[i]
@@ -156,6 +175,8 @@ class DistributedDataParallel(Module):
                     else:
                         p.grad.copy_(avg)
         self._works = []
+        if self._comm_log is not None:
+            self._comm_log.append({"launches": self._launch_times, "backward_end": start, "blocked_s": blocked})
 
     def _sync_buffers(self):
         with no_grad():
@@ -183,6 +204,19 @@ class DistributedDataParallel(Module):
                 if not hit:
                     self._mark_ready(i)
         return out
+
+    def record_comm_timing(self, enabled=True):
+        """Starts (or stops) logging each synchronised backward's communication: a list of
+        dicts with "launches" [(bucket, bytes, perf_counter at launch)], "backward_end" (when
+        the last gradient arrived) and "blocked_s" (time spent waiting for the reductions
+        after that: the communication backward did not hide). Returns the list."""
+        self._comm_log = [] if enabled else None
+        return self._comm_log
+
+    @property
+    def bucket_bytes(self):
+        """The size in bytes of each gradient bucket, in launch order."""
+        return [sum(self._params[i].numel() * self._params[i].element_size() for i in b) for b in self._buckets]
 
     @contextlib.contextmanager
     def no_sync(self):
