@@ -1,4 +1,7 @@
-// bigmodel::optim::Adam / AdamW (see adam.h): written with ops, so it runs on any device.
+// bigmodel::optim::Adam / AdamW (see adam.h): written with ops, so it runs on any device. A
+// group whose parameters, gradients and state share one device and dtype (float32/float64) and
+// are contiguous takes one multi-tensor call (fused_adam_, the same bits); the option
+// "foreach" = 0 in a group keeps the per-tensor loop.
 #include "optim/adam.h"
 
 #include <cmath>
@@ -6,6 +9,7 @@
 #include "core/error.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/fused_optim.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
 
@@ -55,10 +59,54 @@ void Adam::check_options(const Options& o) const {
   check_flag(o, "maximize");
 }
 
+namespace {
+
+// The group's step as one fused_adam_ call; false (no update done) when the tensors do not fit
+// it. state_for(p) is the optimizer's (protected) per-parameter state.
+template <class StateFor>
+bool adam_step_fused(const std::vector<Tensor>& group_params, StateFor state_for, const FusedAdamOptions& o) {
+  std::vector<Tensor> params, grads;
+  for (const Tensor& p : group_params) {
+    if (!p.grad().defined()) continue;
+    params.push_back(p);
+    grads.push_back(p.grad());
+  }
+  if (params.empty()) return true;
+  std::vector<Tensor> all = params;
+  all.insert(all.end(), grads.begin(), grads.end());
+  if (!fused_blocker(all).empty()) return false;
+  std::vector<Tensor> m, v, vmax, steps;
+  for (const Tensor& p : params) {
+    ParamState& state = state_for(p);
+    if (state.empty()) {
+      state["step"] = zeros({}, DType::Float32);  // as Optimizer::new_step
+      state["exp_avg"] = zeros_like(p.detach());
+      state["exp_avg_sq"] = zeros_like(p.detach());
+    }
+    if (o.amsgrad && !state.count("max_exp_avg_sq")) state["max_exp_avg_sq"] = zeros_like(p.detach());
+    m.push_back(state.at("exp_avg"));
+    v.push_back(state.at("exp_avg_sq"));
+    if (o.amsgrad) vmax.push_back(state.at("max_exp_avg_sq"));
+    steps.push_back(state.at("step"));
+  }
+  all.insert(all.end(), m.begin(), m.end());
+  all.insert(all.end(), v.begin(), v.end());
+  all.insert(all.end(), vmax.begin(), vmax.end());
+  if (!fused_blocker(all).empty()) return false;  // loaded state of another layout: the loop handles it
+  fused_adam_(params, grads, m, v, vmax, steps, o);
+  return true;
+}
+
+}  // namespace
+
 void Adam::update_group(ParamGroup& group) {
   const double lr = group.lr(), beta1 = group.get("beta1"), beta2 = group.get("beta2"), eps = group.get("eps");
   const double weight_decay = group.get("weight_decay");
   const bool amsgrad = group.flag("amsgrad"), maximize = group.flag("maximize");
+  if ((!group.has("foreach") || group.get("foreach") != 0.0) &&
+      adam_step_fused(group.params, [this](const Tensor& p) -> ParamState& { return state_for(p); },
+                      FusedAdamOptions{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_}))
+    return;
   for (Tensor& p : group.params) {
     if (!p.grad().defined()) continue;
     ParamState& state = state_for(p);

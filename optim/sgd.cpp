@@ -1,8 +1,12 @@
 // bigmodel::optim::SGD (see sgd.h): the update is written with ops, so it runs on any device.
+// A group whose parameters, gradients and buffers share one device and dtype (float32/float64)
+// and are contiguous takes one multi-tensor call (fused_sgd_, the same bits); the option
+// "foreach" = 0 in a group keeps the per-tensor loop.
 #include "optim/sgd.h"
 
 #include "core/error.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/fused_optim.h"
 #include "core/ops/view.h"
 
 namespace bigmodel::optim {
@@ -49,6 +53,27 @@ void SGD::update_group(ParamGroup& group) {
   const double lr = group.lr(), momentum = group.get("momentum"), dampening = group.get("dampening");
   const double weight_decay = group.get("weight_decay");
   const bool nesterov = group.flag("nesterov"), maximize = group.flag("maximize");
+  if (!group.has("foreach") || group.get("foreach") != 0.0) {
+    std::vector<Tensor> params, grads, bufs, all;
+    for (Tensor& param : group.params) {
+      if (!param.grad().defined()) continue;
+      params.push_back(param);
+      grads.push_back(param.grad());
+      if (momentum != 0.0) {
+        const ParamState& st = state_for(param);
+        auto it = st.find("momentum_buffer");
+        bufs.push_back(it == st.end() ? Tensor() : it->second);
+        if (bufs.back().defined()) all.push_back(bufs.back());
+      }
+    }
+    all.insert(all.end(), params.begin(), params.end());
+    all.insert(all.end(), grads.begin(), grads.end());
+    if (fused_blocker(all).empty()) {
+      fused_sgd_(params, grads, bufs, FusedSGDOptions{lr, momentum, dampening, weight_decay, nesterov, maximize});
+      for (size_t i = 0; i < bufs.size(); ++i) state_for(params[i])["momentum_buffer"] = bufs[i];
+      return;
+    }
+  }
   for (Tensor& param : group.params) {
     if (!param.grad().defined()) continue;
     Tensor p = param.detach();  // the update itself is not part of any graph

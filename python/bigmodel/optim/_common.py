@@ -40,3 +40,19 @@ def advance_step(state):
 def zeros_state(p):
     """A zero buffer shaped like parameter p (same dtype and device), detached."""
     return _C.zeros_like(p.detach())
+
+
+
+def use_fused(opt_name, group, tensors):
+    """Whether a group's step takes the multi-tensor path (_C._fused_*): by default when every
+    tensor fits it (one device, one dtype of float32/float64, contiguous; checked in C++, so the
+    check costs little per tensor); foreach=False or fused=False keeps the per-tensor loop;
+    foreach=True / fused=True insist (ValueError when the tensors do not fit)."""
+    fused, foreach = group.get("fused"), group.get("foreach")
+    if fused is False or foreach is False or not tensors:
+        return False
+    why = _C._fused_blocker(tensors)
+    if why is not None and (fused or foreach):
+        raise ValueError(f"[{opt_name}] fused=True/foreach=True needs every parameter, gradient and state tensor "
+                         f"on one device, of one dtype (float32 or float64) and contiguous; got {why}")
+    return why is None

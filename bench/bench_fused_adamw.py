@@ -1,0 +1,138 @@
+"""AdamW step over GPT-2 small's parameters (124M float32, its 148 tensor shapes): the fused
+multi-tensor path (bm.optim.AdamW default, one _C._fused_adam_ call) against the per-tensor loop
+(foreach=False) and PyTorch's AdamW (fused=True on CUDA, foreach=True on the CPU) when torch is
+importable, in the same run. GB/s counts what an AdamW step must move: read p, g, m, v and
+write p, m, v (28 bytes per float32 parameter); the copy line is a device copy of a flat
+buffer (8 bytes per element) as the bandwidth yardstick.
+
+Usage: python bench/bench_fused_adamw.py [--device cpu|cuda] [--small] [--reps N]
+One summary line per case; --small uses a ~1M-parameter model for a quick check."""
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import bigmodel as bm
+from bigmodel import nn, optim
+
+try:  # the peer, when the machine has it
+    import torch
+except Exception:  # noqa: BLE001 - any import failure just drops the column
+    torch = None
+
+
+def gpt2_shapes(d=768, layers=12, vocab=50257, ctx=1024):
+    shapes = [(vocab, d), (ctx, d)]
+    for _ in range(layers):
+        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,), (d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]
+    return shapes + [(d,), (d,)]
+
+
+def timer(device):
+    """fn -> median milliseconds of `reps` calls after 2 warm-up calls."""
+    def run(fn, reps):
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(reps):
+            if device == "cuda":
+                start, end = bm.cuda.Event(enable_timing=True), bm.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+    return run
+
+
+def torch_timer(device):
+    def run(fn, reps):
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(reps):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if bm.cuda.is_available() else "cpu")
+    ap.add_argument("--small", action="store_true", help="a ~1M-parameter model (quick check)")
+    ap.add_argument("--reps", type=int, default=None)
+    args = ap.parse_args()
+    dev = args.device
+    if dev == "cuda" and not bm.cuda.is_available():
+        print("SKIP: no CUDA GPU visible")
+        return 0
+    shapes = gpt2_shapes(d=128, layers=2, vocab=5000, ctx=256) if args.small else gpt2_shapes()
+    reps = args.reps or (20 if dev == "cuda" else 5)
+    n = sum(int(np.prod(s)) for s in shapes)
+    rng = np.random.default_rng(0)
+    host = [(rng.standard_normal(s) * 0.02).astype(np.float32) for s in shapes]
+    grads = [(rng.standard_normal(s) * 1e-3).astype(np.float32) for s in shapes]
+    params = [nn.Parameter(bm.tensor(a).to(dev)) for a in host]
+    for p, g in zip(params, grads):
+        p.grad = bm.tensor(g).to(dev)
+    step_bytes = 28 * n
+    t = timer(dev)
+    print(f"# AdamW step, {len(shapes)} tensors, {n / 1e6:.1f}M float32 parameters on {dev}"
+          f" (bigmodel threads: {bm.get_num_threads() if hasattr(bm, 'get_num_threads') else '?'})")
+    rows = []
+
+    flat = bm.tensor(np.ones(n, np.float32)).to(dev)
+    dst = bm.tensor(np.zeros(n, np.float32)).to(dev)
+    copy_ms = t(lambda: dst.copy_(flat), reps)
+    copy_gbs = 8 * n / copy_ms / 1e6
+    del flat, dst
+    print(f"copy        n={n / 1e6:.1f}M  {copy_ms:9.3f} ms  {copy_gbs:7.1f} GB/s")
+
+    for name, kw in (("fused", {}), ("per-tensor", {"foreach": False})):
+        opt = optim.AdamW(params, lr=1e-4, weight_decay=0.1, **kw)
+        try:
+            ms = t(opt.step, reps)
+        except Exception as e:  # noqa: BLE001 - e.g. an op of the loop path without a CUDA kernel
+            print(f"{name:11s} n/a ({str(e).splitlines()[0][:100]})")
+            continue
+        finally:
+            del opt
+        rows.append((name, ms))
+
+    torch_ms = None
+    if torch is not None and (dev == "cpu" or torch.cuda.is_available()):
+        tdev = "cuda" if dev == "cuda" else "cpu"
+        tp = [torch.nn.Parameter(torch.tensor(a, device=tdev)) for a in host]
+        for p, g in zip(tp, grads):
+            p.grad = torch.tensor(g, device=tdev)
+        topt = torch.optim.AdamW(tp, lr=1e-4, weight_decay=0.1, **({"fused": True} if dev == "cuda" else
+                                                                    {"foreach": True}))
+        torch_ms = torch_timer(dev)(topt.step, reps)
+        print(f"torch       {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
+              f"{step_bytes / torch_ms / 1e6:7.1f} GB/s")
+
+    for name, ms in rows:
+        gbs = step_bytes / ms / 1e6
+        vs_torch = f"  vs torch {torch_ms / ms:5.2f}x speed" if torch_ms else "  vs torch n/a (torch not importable)"
+        print(f"adamw {name:11s} n={n / 1e6:.1f}M  {ms:9.3f} ms  {gbs:7.1f} GB/s  {gbs / copy_gbs:5.2f} of copy"
+              f"{vs_torch}")
+    if len(rows) == 2:
+        print(f"fused / per-tensor speedup: {rows[1][1] / rows[0][1]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+// CPU kernels of the multi-tensor optimizer ops (core/ops/fused_optim.h). The tensors are cut
+// into fixed-size chunks and OpenMP runs over the chunk table, so a list of many small tensors
+// and one huge tensor both spread over the threads. Each element is computed with the SAME
+// float operations in the SAME order as the per-tensor optimizers (one rounding per op of
+// python/bigmodel/optim/*.py), so the fused and per-tensor paths agree bit for bit. (The
+// build has no -ffp-contract / -march flags that would fuse a*b+c here; keep it that way.)
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/ops/fused_optim.h"
+#include "kernels/functors.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define BM_FUSED_X86 1
+#endif
+
+namespace bigmodel::cpu {
+namespace {
+
+constexpr int64_t kChunk = 16384;  // elements per task: 64 KiB of float per list
+
+struct Chunk {
+  int32_t tensor;
+  int64_t begin, end;
+};
+
+std::vector<Chunk> make_chunks(const std::vector<Tensor>& tensors) {
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const int64_t n = tensors[i].numel();
+    for (int64_t b = 0; b < n; b += kChunk) chunks.push_back({static_cast<int32_t>(i), b, std::min(n, b + kChunk)});
+  }
+  return chunks;
+}
+
+int64_t total_numel(const std::vector<Tensor>& tensors) {
+  int64_t n = 0;
+  for (const Tensor& t : tensors) n += t.numel();
+  return n;
+}
+
+// Runs body(chunk) over every chunk, in parallel when there is enough work.
+template <typename F>
+void for_each_chunk(const std::vector<Chunk>& chunks, int64_t work, F body) {
+  const int64_t count = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static) if (work > kChunk && count > 1)
+  for (int64_t c = 0; c < count; ++c) body(chunks[c]);
+}
+
+// ------------------------------------------------------------------ SGD
+template <typename T>
+void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
+               const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
+  // Python numbers become 0-d tensors of the parameter dtype in the per-tensor path: round them once.
+  const T wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
+  const T damp = static_cast<T>(1.0 - o.dampening), neg_lr = static_cast<T>(-o.lr);
+  const bool use_wd = o.weight_decay != 0.0, use_mom = o.momentum != 0.0;
+  const bool nesterov = o.nesterov, maximize = o.maximize;
+  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
+    T* p = params[c.tensor].data<T>();
+    const T* g = grads[c.tensor].data<T>();
+    T* buf = use_mom ? bufs[c.tensor].data<T>() : nullptr;
+    const bool is_first = use_mom && first[c.tensor];
+    for (int64_t i = c.begin; i < c.end; ++i) {
+      T d = maximize ? -g[i] : g[i];
+      if (use_wd) d = d + p[i] * wd;
+      if (use_mom) {
+        T b;
+        if (is_first) {
+          b = d;
+        } else {
+          b = buf[i] * mom;
+          b = b + d * damp;
+        }
+        buf[i] = b;
+        d = nesterov ? d + b * mom : b;
+      }
+      p[i] = p[i] + d * neg_lr;
+    }
+  });
+}
+
+void fused_sgd_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                   const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
+  if (params[0].dtype() == DType::Float64) sgd_typed<double>(params, grads, bufs, first, o);
+  else sgd_typed<float>(params, grads, bufs, first, o);
+}
+
+// ------------------------------------------------------------------ Adam / AdamW
+enum class WeightDecay { None, L2, Decoupled };
+
+// The loop of one chunk with the options as template arguments, so the compiler sees a
+// branch-free body it can vectorise (SSE: 4 floats per instruction, same IEEE results).
+// (GCC does not vectorise std::sqrt without -fno-math-errno, so float32 also has an AVX loop
+// below, written with intrinsics that are the same IEEE operations.)
+template <typename T, WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
+void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vm,
+                int64_t begin, int64_t end, T b1, T one_minus_b1, T b2, T one_minus_b2, T eps, T wd, T decay,
+                T step_size, T bc2) {
+  for (int64_t i = begin; i < end; ++i) {
+    T grad = MAXIMIZE ? -g[i] : g[i];
+    T param = p[i];
+    if constexpr (WD == WeightDecay::Decoupled) param = param * decay;
+    if constexpr (WD == WeightDecay::L2) grad = grad + param * wd;
+    T mi = m[i] * b1;
+    mi = mi + grad * one_minus_b1;
+    T vi = v[i] * b2;
+    vi = vi + (grad * grad) * one_minus_b2;
+    m[i] = mi;
+    v[i] = vi;
+    T second = vi;
+    if constexpr (AMSGRAD) {
+      const T old = vm[i];  // fn::maximum (NaN wins, the first NaN if both), written out to inline
+      second = old != old ? old : (vi != vi ? vi : (old > vi ? old : vi));
+      vm[i] = second;
+    }
+    T denom = std::sqrt(second) / bc2;
+    denom = denom + eps;
+    p[i] = param + (mi / denom) * step_size;
+  }
+}
+
+#ifdef BM_FUSED_X86
+// The float32 loop, 8 elements per instruction: every step is the scalar loop's IEEE
+// operation (mul, add, div, sqrt: correctly rounded; no FMA), so the bits are the same.
+// The tail (< 8 elements) is left to the scalar loop; returns where it stopped.
+template <WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
+__attribute__((target("avx"))) int64_t adam_chunk_avx(float* p, const float* g, float* m, float* v, float* vm,
+                                                      int64_t begin, int64_t end, float b1, float one_minus_b1,
+                                                      float b2, float one_minus_b2, float eps, float wd, float decay,
+                                                      float step_size, float bc2) {
+  const __m256 vb1 = _mm256_set1_ps(b1), vomb1 = _mm256_set1_ps(one_minus_b1), vb2 = _mm256_set1_ps(b2);
+  const __m256 vomb2 = _mm256_set1_ps(one_minus_b2), veps = _mm256_set1_ps(eps), vwd = _mm256_set1_ps(wd);
+  const __m256 vdecay = _mm256_set1_ps(decay), vstep = _mm256_set1_ps(step_size), vbc2 = _mm256_set1_ps(bc2);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    __m256 grad = _mm256_loadu_ps(g + i);
+    if constexpr (MAXIMIZE) grad = _mm256_xor_ps(grad, sign);  // exact negation, as -g
+    __m256 param = _mm256_loadu_ps(p + i);
+    if constexpr (WD == WeightDecay::Decoupled) param = _mm256_mul_ps(param, vdecay);
+    if constexpr (WD == WeightDecay::L2) grad = _mm256_add_ps(grad, _mm256_mul_ps(param, vwd));
+    const __m256 mi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), vb1), _mm256_mul_ps(grad, vomb1));
+    const __m256 vi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vb2),
+                                    _mm256_mul_ps(_mm256_mul_ps(grad, grad), vomb2));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    __m256 second = vi;
+    if constexpr (AMSGRAD) {
+      // fn::maximum(old, vi): maxps gives vi on NaN and at ties (as the scalar form); an old NaN wins.
+      const __m256 old = _mm256_loadu_ps(vm + i);
+      second = _mm256_blendv_ps(_mm256_max_ps(old, vi), old, _mm256_cmp_ps(old, old, _CMP_UNORD_Q));
+      _mm256_storeu_ps(vm + i, second);
+    }
+    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(second), vbc2), veps);
+    _mm256_storeu_ps(p + i, _mm256_add_ps(param, _mm256_mul_ps(_mm256_div_ps(mi, denom), vstep)));
+  }
+  return i;
+}
+
+bool cpu_has_avx() {
+  static const bool has = __builtin_cpu_supports("avx");
+  return has;
+}
+#endif
+
+template <typename T>
+using AdamChunkFn = void (*)(T*, const T*, T*, T*, T*, int64_t, int64_t, T, T, T, T, T, T, T, T, T);
+
+// The scalar loop, after the AVX loop for float32 where the CPU has AVX.
+template <typename T, WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
+void adam_chunk_best(T* p, const T* g, T* m, T* v, T* vm, int64_t begin, int64_t end, T b1, T one_minus_b1, T b2,
+                     T one_minus_b2, T eps, T wd, T decay, T step_size, T bc2) {
+#ifdef BM_FUSED_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_has_avx())
+      begin = adam_chunk_avx<WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, b1, one_minus_b1, b2, one_minus_b2,
+                                                    eps, wd, decay, step_size, bc2);
+  }
+#endif
+  adam_chunk<T, WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay,
+                                       step_size, bc2);
+}
+
+template <typename T, WeightDecay WD>
+AdamChunkFn<T> pick_adam_chunk(bool amsgrad, bool maximize) {
+  if (amsgrad) return maximize ? &adam_chunk_best<T, WD, true, true> : &adam_chunk_best<T, WD, true, false>;
+  return maximize ? &adam_chunk_best<T, WD, false, true> : &adam_chunk_best<T, WD, false, false>;
+}
+
+template <typename T>
+void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m1,
+                const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<int64_t>& steps,
+                const FusedAdamOptions& o) {
+  // Python numbers become 0-d tensors of the parameter dtype in the per-tensor path: round them once.
+  const T b1 = static_cast<T>(o.beta1), one_minus_b1 = static_cast<T>(1.0 - o.beta1);
+  const T b2 = static_cast<T>(o.beta2), one_minus_b2 = static_cast<T>(1.0 - o.beta2);
+  const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay);
+  const T decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
+  const WeightDecay mode =
+      o.weight_decay == 0.0 ? WeightDecay::None : (o.decoupled ? WeightDecay::Decoupled : WeightDecay::L2);
+  const AdamChunkFn<T> run = mode == WeightDecay::None ? pick_adam_chunk<T, WeightDecay::None>(o.amsgrad, o.maximize)
+                             : mode == WeightDecay::L2 ? pick_adam_chunk<T, WeightDecay::L2>(o.amsgrad, o.maximize)
+                                                       : pick_adam_chunk<T, WeightDecay::Decoupled>(o.amsgrad, o.maximize);
+  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
+    const AdamStepScalars s = adam_step_scalars(o, steps[c.tensor]);
+    T* vm = o.amsgrad ? vmax[c.tensor].data<T>() : nullptr;
+    run(params[c.tensor].data<T>(), grads[c.tensor].data<T>(), m1[c.tensor].data<T>(), m2[c.tensor].data<T>(), vm,
+        c.begin, c.end, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay, static_cast<T>(s.step_size),
+        static_cast<T>(s.bias_correction2_sqrt));
+  });
+}
+
+void fused_adam_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                    const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                    const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<int64_t>& steps,
+                    const FusedAdamOptions& o) {
+  if (params[0].dtype() == DType::Float64)
+    adam_typed<double>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
+  else
+    adam_typed<float>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
+}
+
+// ------------------------------------------------------------------ norm and scale
+// One partial per chunk (double sums, or the max |x|), combined in chunk order: the result
+// does not depend on the thread count.
+template <typename T>
+void norm_typed(const Tensor& out, const std::vector<Tensor>& tensors, double p) {
+  using C = compute_t<T>;
+  const std::vector<Chunk> chunks = make_chunks(tensors);
+  std::vector<double> partial(chunks.size(), 0.0);
+  const bool inf = std::isinf(p);
+  const int64_t count = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static) if (total_numel(tensors) > kChunk && count > 1)
+  for (int64_t ci = 0; ci < count; ++ci) {
+    const Chunk& c = chunks[ci];
+    const T* x = tensors[c.tensor].data<T>();
+    double acc = 0.0;
+    if (inf) {
+      for (int64_t i = c.begin; i < c.end; ++i) acc = fn::maximum(acc, std::fabs(static_cast<double>(static_cast<C>(x[i]))));
+    } else if (p == 2.0) {
+      for (int64_t i = c.begin; i < c.end; ++i) {
+        const double v = static_cast<double>(static_cast<C>(x[i]));
+        acc += v * v;
+      }
+    } else if (p == 1.0) {
+      for (int64_t i = c.begin; i < c.end; ++i) acc += std::fabs(static_cast<double>(static_cast<C>(x[i])));
+    } else {
+      for (int64_t i = c.begin; i < c.end; ++i) acc += std::pow(std::fabs(static_cast<double>(static_cast<C>(x[i]))), p);
+    }
+    partial[ci] = acc;
+  }
+  double total = 0.0;
+  for (double v : partial) total = inf ? fn::maximum(total, v) : total + v;
+  if (!inf) total = p == 2.0 ? std::sqrt(total) : (p == 1.0 ? total : std::pow(total, 1.0 / p));
+  *out.data<T>() = static_cast<T>(static_cast<C>(total));
+}
+
+void fused_norm_cpu(const Tensor& out, const std::vector<Tensor>& tensors, double p) {
+  BM_DISPATCH_FLOATING(out.dtype(), "fused_norm", [&] { norm_typed<scalar_t>(out, tensors, p); });
+}
+
+template <typename T>
+void mul_typed(const std::vector<Tensor>& tensors, const Tensor& scale) {
+  using C = compute_t<T>;
+  const C s = static_cast<C>(*scale.data<T>());
+  for_each_chunk(make_chunks(tensors), total_numel(tensors), [&](const Chunk& c) {
+    T* x = tensors[c.tensor].data<T>();
+    for (int64_t i = c.begin; i < c.end; ++i) x[i] = static_cast<T>(static_cast<C>(x[i]) * s);
+  });
+}
+
+void fused_mul_cpu(const std::vector<Tensor>& tensors, const Tensor& scale) {
+  BM_DISPATCH_FLOATING(tensors[0].dtype(), "fused_mul_", [&] { mul_typed<scalar_t>(tensors, scale); });
+}
+
+}  // namespace
+
+BM_REGISTER_KERNEL(fused_sgd_kernel, CPU, &fused_sgd_cpu);
+BM_REGISTER_KERNEL(fused_adam_kernel, CPU, &fused_adam_cpu);
+BM_REGISTER_KERNEL(fused_norm_kernel, CPU, &fused_norm_cpu);
+BM_REGISTER_KERNEL(fused_mul_kernel, CPU, &fused_mul_cpu);
+
+}  // namespace bigmodel::cpu
