@@ -1,0 +1,103 @@
+"""GB/s of bigmodel's CUDA reductions (full sums, row sums of short/long rows, column sums,
+amax/argmax, var, logsumexp) and indexing kernels (embedding gather, index_select,
+scatter_add) against a device-to-device copy of the same bytes and, where PyTorch with CUDA is
+importable, the same op in PyTorch on the same GPU. CUDA events after warm-up, median of 20.
+Bytes counted: the input read once plus the output written once (copy: read + write).
+One summary line per case; "vs torch" > 1 means bigmodel is faster.
+Usage: python bench/bench_reduce_cuda.py"""
+import statistics
+import sys
+
+import bigmodel as bm
+
+try:  # the peer, when the machine has it
+    import torch
+    if not torch.cuda.is_available():
+        torch = None
+except Exception:  # noqa: BLE001 - any import failure just drops the column
+    torch = None
+
+
+def timed(event_cls, fn, reps=20):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = event_cls(enable_timing=True), event_cls(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def main():
+    if not bm.cuda.is_available():
+        print("SKIP: no CUDA GPU visible")
+        return 0
+    n = 1 << 28  # 1 GiB of float32: far past the 50 MB L2, so every run reads HBM
+    a = bm.rand(n, device="cuda")
+    out = bm.empty(n, device="cuda")
+    ta = torch.rand(n, device="cuda") if torch else None
+    rows = []  # (name, ms, bytes, torch ms or None)
+
+    def case(name, fn, nbytes, torch_fn=None):
+        ms = timed(bm.cuda.Event, fn)
+        tms = timed(torch.cuda.Event, torch_fn) if (torch and torch_fn) else None
+        rows.append((name, ms, nbytes, tms))
+
+    def both(shape):
+        return a.view(*shape), (ta.view(*shape) if torch else None)
+
+    case("copy f32 (D2D, reference)", lambda: out.copy_(a), 2 * 4 * n)
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6
+    case("sum f32 full (scalar)", lambda: a.sum(), 4 * n, torch and (lambda: ta.sum()))
+    for r, c in [(n // 64, 64), (n // 4096, 4096), (4, n // 4)]:
+        x, tx = both((r, c))
+        case(f"sum f32 rows [{r}x{c}] dim1", lambda x=x: x.sum(1), 4 * n + 4 * r,
+             torch and (lambda tx=tx: tx.sum(1)))
+    for r, c in [(4096, n // 4096), (n // 64, 64)]:
+        x, tx = both((r, c))
+        case(f"sum f32 cols [{r}x{c}] dim0", lambda x=x: x.sum(0), 4 * n + 4 * c,
+             torch and (lambda tx=tx: tx.sum(0)))
+    x, tx = both((n // 1024, 1024))
+    case("argmax f32 rows [.x1024]", lambda: x.argmax(1), 4 * n + 8 * (n // 1024),
+         torch and (lambda: tx.argmax(1)))
+    case("var f32 rows [.x1024]", lambda: x.var(1), 4 * n + 4 * (n // 1024), torch and (lambda: tx.var(1)))
+    case("logsumexp f32 rows [.x1024]", lambda: x.logsumexp(1), 4 * n + 4 * (n // 1024),
+         torch and (lambda: tx.logsumexp(1)))
+    h = a.to(bm.bfloat16)
+    th = ta.to(torch.bfloat16) if torch else None
+    case("sum bf16 full", lambda: h.sum(), 2 * n, torch and (lambda: th.sum()))
+
+    # Indexing: an embedding lookup (32k rows of 1024 floats from a 50k-row table), a
+    # scatter_add of those rows back (atomics) and an index_select of columns.
+    vocab, width, count = 50_000, 1024, 32_768
+    w = bm.rand(vocab, width, device="cuda")
+    ids = bm.randint(0, vocab, (count,), device="cuda")
+    tw = torch.rand(vocab, width, device="cuda") if torch else None
+    tids = torch.randint(0, vocab, (count,), device="cuda") if torch else None
+    row_bytes = count * width * 4
+    case("embedding f32 [32k x 1024]", lambda: bm.embedding(ids, w), 2 * row_bytes + 8 * count,
+         torch and (lambda: torch.nn.functional.embedding(tids, tw)))
+    src = bm.rand(count, width, device="cuda")
+    tsrc = torch.rand(count, width, device="cuda") if torch else None
+    case("index_add_ f32 rows (atomics)", lambda: w.index_add_(0, ids, src), 3 * row_bytes,
+         torch and (lambda: tw.index_add_(0, tids, tsrc)))
+    cols = bm.randint(0, width, (512,), device="cuda")
+    tcols = torch.randint(0, width, (512,), device="cuda") if torch else None
+    case("index_select f32 dim1 [50k x 512]", lambda: bm.index_select(w, 1, cols), 2 * vocab * 512 * 4,
+         torch and (lambda: torch.index_select(tw, 1, tcols)))
+
+    peer = "torch" if torch else "torch (absent)"
+    print(f"{'kernel':36s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
+    for name, t, nbytes, tms in rows:
+        gbs = nbytes / t / 1e6
+        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
+        print(f"{name:36s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
