@@ -3,10 +3,12 @@ bigmodel against PyTorch in the same run.
 
 One step = forward of a 2-layer nn.LSTM (input size = hidden size) over a fixed random
 sequence, MSE against a fixed random target, backward through time, plain SGD update. Both
-frameworks use all cores, or OMP_NUM_THREADS threads when it is set. The two frameworks'
-steps alternate (ours, theirs, ours, ...) so that load from other processes on a shared box
-falls on both alike. Prints each median (and best) step time, the GFLOP/s of the matmuls
-and bigmodel's ratio (< 1 means bigmodel is faster; the goal is <= 1).
+frameworks run OMP_NUM_THREADS threads (default 1: on the shared 2-core box more threads
+only measure oversubscription). The two frameworks' steps alternate (ours, theirs, ours,
+...) so that load from other processes falls on both alike. Prints each median (and best)
+wall time, the median process CPU time per step (far less sensitive to other load than
+wall time), the GFLOP/s of the matmuls and bigmodel's ratios (< 1 means bigmodel is faster;
+the goal is <= 1).
 
     PYTHONPATH=python python3 bench/bench_lstm_cpu.py [--small] [--repeat N] [--warmup N]
 """
@@ -15,30 +17,34 @@ import os
 import statistics
 import time
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/OpenBLAS/bigmodel load
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+import numpy as np  # noqa: E402
 
-import bigmodel as bm
+import bigmodel as bm  # noqa: E402
 
 try:
     import torch
-    # Debian's build defaults to one thread per physical core; match bigmodel's OpenMP/BLAS.
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 except ImportError:
     torch = None
 
 
 def time_alternating(steps, warmup, repeat):
-    """Warms every step up, then times them in turn; returns [(median ms, best ms)] per step."""
+    """Warms every step up, then times them in turn; returns [(median ms, best ms, median CPU
+    ms)] per step (CPU: this process's user+system time, all threads)."""
     for step in steps:
         for _ in range(warmup):
             step()
     times = [[] for _ in steps]
+    cpu = [[] for _ in steps]
     for _ in range(repeat):
-        for step, ts in zip(steps, times):
-            t0 = time.perf_counter()
+        for step, ts, cs in zip(steps, times, cpu):
+            c0, t0 = time.process_time(), time.perf_counter()
             step()
             ts.append(time.perf_counter() - t0)
-    return [(statistics.median(ts) * 1e3, min(ts) * 1e3) for ts in times]
+            cs.append(time.process_time() - c0)
+    return [(statistics.median(ts) * 1e3, min(ts) * 1e3, statistics.median(cs) * 1e3) for ts, cs in zip(times, cpu)]
 
 
 def bigmodel_step(x, target, hidden, layers):
@@ -98,13 +104,15 @@ def main():
     if with_torch:
         steps.append(torch_step(x, target, H, args.layers))
     results = time_alternating(steps, warmup, repeat)
-    (ours, ours_min) = results[0]
-    print(f"  bigmodel {ours:10.1f} ms (best {ours_min:.1f})  {gflop / ours * 1e3:6.1f} GFLOP/s", flush=True)
+    (ours, ours_min, ours_cpu) = results[0]
+    print(f"  bigmodel {ours:10.1f} ms (best {ours_min:.1f}, CPU {ours_cpu:.1f})  {gflop / ours * 1e3:6.1f} GFLOP/s",
+          flush=True)
     if with_torch:
-        (peer, peer_min) = results[1]
-        print(f"  torch    {peer:10.1f} ms (best {peer_min:.1f})  {gflop / peer * 1e3:6.1f} GFLOP/s", flush=True)
-        print(f"  bigmodel/torch = {ours / peer:.2f}  (torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{os.cpu_count()} cores)")
+        (peer, peer_min, peer_cpu) = results[1]
+        print(f"  torch    {peer:10.1f} ms (best {peer_min:.1f}, CPU {peer_cpu:.1f})  {gflop / peer * 1e3:6.1f} "
+              f"GFLOP/s", flush=True)
+        print(f"  bigmodel/torch = {ours / peer:.2f} wall, {ours_cpu / peer_cpu:.2f} CPU  (torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

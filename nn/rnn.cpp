@@ -1,6 +1,7 @@
 // nn::RNN / LSTM / GRU (see rnn.h): parameters, argument checks and the layer/time loops.
 // Per layer and direction the input projection of all time steps is one matmul; the time
-// loop then does one small matmul per step plus the fused cell step of core/ops/rnn.h.
+// loop then does one small matmul per step plus the fused cell step of core/ops/rnn.h; an
+// LSTM without lengths runs the whole recurrence as core/ops/rnn.h's lstm_layer.
 #include "nn/rnn.h"
 
 #include <cmath>
@@ -136,6 +137,14 @@ RNNOutput RNNBase::forward_with_state(const Tensor& input, const Tensor& h0_in, 
       // (GRU keeps b_hh inside the step: n uses r * (W_hn h + b_hn)).
       Tensor xp = linear(reshape(x, {T * B, x.size(2)}), w_ih, b_ih);
       if (b_hh.defined() && mode != RNNMode::GRU) xp = add(xp, b_hh);
+      if (is_lstm && !mask.defined()) {  // the whole recurrence as one op (dW_hh as one GEMM)
+        std::vector<Tensor> r = lstm_layer(reshape(xp, {T, B, xp.size(1)}), select(h0, 0, layer * D + d),
+                                           select(c0, 0, layer * D + d), w_hh, d == 1);
+        outs.push_back(r[0]);
+        h_n.push_back(r[1]);
+        c_n.push_back(r[2]);
+        continue;
+      }
       std::vector<Tensor> steps = rnn_time_steps(reshape(xp, {T, B, xp.size(1)}));
       const Tensor w_hh_t = t(w_hh);
       Tensor h = select(h0, 0, layer * D + d);

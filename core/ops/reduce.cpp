@@ -7,6 +7,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce_kernels.h"
 #include "core/ops/view.h"
+#include "core/shape.h"
 
 namespace bigmodel {
 
@@ -16,8 +17,10 @@ BM_DEFINE_KERNEL(row_stat_kernel);
 BM_DEFINE_KERNEL(row_grad_kernel);
 BM_DEFINE_KERNEL(index_grad_kernel);
 
-ReducePlan plan_reduction(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim,
-                          const char* op) {
+namespace {
+
+// The plan's shapes and dim order, without its matrix.
+ReducePlan plan_layout(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, const char* op) {
   ReducePlan p;
   p.dims = wrap_dims(dims, self.dim(), op);
   p.in_shape = self.sizes();
@@ -38,6 +41,44 @@ ReducePlan plan_reduction(const Tensor& self, const std::vector<int64_t>& dims, 
     p.perm.push_back(d);
     p.cols *= self.size(d);
   }
+  return p;
+}
+
+// A float sum over leading dims of a contiguous CPU tensor (bias gradients: sum_to of a
+// [N, F] gradient to [F]) reads the input in place as a column-major [rows, cols] view
+// (strides {1, rows}); the CPU reduce kernel sums its columns. Everywhere else the kernel
+// gets the contiguous [rows, cols] matrix its contract promises (the CUDA kernel included).
+bool column_sum_view_ok(const Tensor& self, const ReducePlan& p) {
+  if (!self.device().is_cpu() || !is_floating(self.dtype()) || !self.is_contiguous()) return false;
+  const int64_t k = static_cast<int64_t>(p.dims.size());
+  if (k == 0 || k == self.dim() || p.rows < 2 || p.cols < 2) return false;
+  for (int64_t i = 0; i < k; ++i)
+    if (p.dims[i] != i) return false;  // reduced dims are exactly the leading ones
+  return true;
+}
+
+// Reduced dims = some leading dims plus some trailing ones around kept middle dims (a conv
+// bias gradient: [N, C, H, W] over {0, 2, 3}), float32/64 on the CPU, contiguous: summed in two
+// copy-free passes (trailing dims as plain rows, then the leading dims as columns) instead of
+// a transposing copy. The intermediate is rounded to the dtype once, so half types stay out.
+bool split_leading_trailing(const Tensor& self, const ReducePlan& p, std::vector<int64_t>& lead,
+                            std::vector<int64_t>& trail) {
+  if (!self.device().is_cpu() || !self.is_contiguous() || p.rows < 2) return false;
+  if (self.dtype() != DType::Float32 && self.dtype() != DType::Float64) return false;
+  const int64_t n = self.dim();
+  size_t i = 0;
+  while (i < p.dims.size() && p.dims[i] == static_cast<int64_t>(i)) lead.push_back(p.dims[i++]);
+  for (; i < p.dims.size(); ++i) trail.push_back(p.dims[i]);
+  for (size_t j = 0; j < trail.size(); ++j)
+    if (trail[j] != n - static_cast<int64_t>(trail.size()) + static_cast<int64_t>(j)) return false;
+  return !lead.empty() && !trail.empty();
+}
+
+}  // namespace
+
+ReducePlan plan_reduction(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim,
+                          const char* op) {
+  ReducePlan p = plan_layout(self, dims, keepdim, op);
   // A matrix view [rows, cols] of the input with the reduced dims last. The common case
   // (reduced dims already last, input contiguous) is a plain view: no permute, no copy.
   bool identity = true;
@@ -152,8 +193,19 @@ Tensor arg_extremum(const Tensor& self, std::optional<int64_t> dim, bool keepdim
 Tensor sum(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, std::optional<DType> dtype) {
   DType out_dtype = dtype ? *dtype : (is_floating(self.dtype()) ? self.dtype() : DType::Int64);
   Tensor src = dtype && *dtype != self.dtype() ? to(self.detach(), *dtype) : self;  // plan_reduction never records
-  ReducePlan plan = plan_reduction(src, dims, keepdim, "sum");
-  Tensor out = reduce_raw(ReduceOp::Sum, plan, is_floating(out_dtype) ? out_dtype : DType::Int64, self.device());
+  ReducePlan plan = plan_layout(src, dims, keepdim, "sum");
+  std::vector<int64_t> lead, trail;
+  Tensor out;
+  if (split_leading_trailing(src, plan, lead, trail)) {
+    NoGradGuard no_grad;  // two copy-free passes: trailing dims as rows, then leading as columns
+    out = reshape(sum(sum(src.detach(), trail, true), lead, true), plan.out_shape);
+  } else {
+    if (column_sum_view_ok(src, plan))
+      plan.matrix = Tensor::make_view(src, {plan.rows, plan.cols}, {1, plan.rows}, src.offset());
+    else
+      plan = plan_reduction(src, dims, keepdim, "sum");
+    out = reduce_raw(ReduceOp::Sum, plan, is_floating(out_dtype) ? out_dtype : DType::Int64, self.device());
+  }
   if (needs_grad({self})) {
     Shape in = self.sizes(), keep = plan.keep_shape;
     DType in_dtype = self.dtype();

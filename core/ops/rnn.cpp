@@ -3,7 +3,11 @@
 // instead of a dozen elementwise ops per time step).
 #include "core/ops/rnn.h"
 
+#include "core/amp.h"
 #include "core/autograd.h"
+#include "core/ops/creation.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/linalg.h"
 #include "core/ops/shape_ops.h"
 #include "core/ops/view.h"
 #include "core/shape.h"
@@ -91,6 +95,91 @@ std::vector<Tensor> rnn_time_steps(const Tensor& x) {
                     [](const std::vector<Tensor>& grads) { return std::vector<Tensor>{stack(grads, 0)}; });
   }
   return steps;
+}
+
+std::vector<Tensor> lstm_layer(const Tensor& xp_in, const Tensor& h0_in, const Tensor& c0_in, const Tensor& w_in,
+                               bool reverse) {
+  static const char* op = "lstm_layer";
+  // Under autocast every operand goes to the lower dtype (the matmuls inside would anyway).
+  const Tensor xp = amp::autocast_lower(xp_in), h0 = amp::autocast_lower(h0_in), c0 = amp::autocast_lower(c0_in),
+               w_hh = amp::autocast_lower(w_in);
+  amp::AutocastOffGuard autocast_off;
+  BM_CHECK_SHAPE(xp.dim() == 3 && xp.size(2) % 4 == 0, op, "expected xp of shape [T, B, 4H], got ",
+                 shape_str(xp.sizes()));
+  const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2) / 4;
+  BM_CHECK_SHAPE(T > 0, op, "expected at least one time step, got xp of shape ", shape_str(xp.sizes()));
+  const Shape state{B, H};
+  BM_CHECK_SHAPE(h0.sizes() == state && c0.sizes() == state, op, "expected h0 and c0 of shape ", shape_str(state),
+                 " for xp of shape ", shape_str(xp.sizes()), ", got ", shape_str(h0.sizes()), " and ",
+                 shape_str(c0.sizes()));
+  BM_CHECK_SHAPE(w_hh.dim() == 2 && w_hh.size(0) == 4 * H && w_hh.size(1) == H, op, "expected w_hh of shape [",
+                 4 * H, ", ", H, "], got ", shape_str(w_hh.sizes()));
+  BM_CHECK_DTYPE(is_floating(xp.dtype()), op, "expects floating point tensors, got ", dtype_name(xp.dtype()));
+  for (const Tensor* t : {&h0, &c0, &w_hh}) {
+    BM_CHECK_DTYPE(t->dtype() == xp.dtype(), op, "expected one dtype, got xp ", dtype_name(xp.dtype()), " and ",
+                   dtype_name(t->dtype()));
+    BM_CHECK_DEVICE(t->device() == xp.device(), op, "expected one device, got ", xp.device().str(), " and ",
+                    t->device().str());
+  }
+  const Device dev = xp.device();
+  const DType dt = xp.dtype();
+  Tensor gates = Tensor::empty(xp.sizes(), dt, dev);  // pre-activations, kept for the backward
+  Tensor out = Tensor::empty({T, B, H}, dt, dev), cs = Tensor::empty({T, B, H}, dt, dev);
+  const Tensor h_init = contiguous(h0.detach()), c_init = contiguous(c0.detach());
+  Tensor h_n, c_n;
+  {
+    NoGradGuard no_grad;
+    copy_(gates, xp.detach());
+    const Tensor w_t = t(w_hh.detach());
+    Tensor h = h_init, c = c_init;
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t step = reverse ? T - 1 - i : i;
+      Tensor g = select(gates, 0, step);
+      add_(g, mm(h, w_t));
+      Tensor hs = select(out, 0, step), cst = select(cs, 0, step);
+      if (B * H > 0) lstm_pointwise_kernel.get(dev)(hs, cst, g, c);
+      h = hs;
+      c = cst;
+    }
+    h_n = clone(h);  // own tensors, not views into out / cs
+    c_n = clone(c);
+  }
+  if (needs_grad({xp, h0, c0, w_hh})) {
+    SavedTensor s_gates(gates), s_cs(cs), s_out(out), s_h0(h_init), s_c0(c_init), s_w(w_hh);
+    record_function(op, {xp, h0, c0, w_hh}, {out, h_n, c_n}, [=](const std::vector<Tensor>& grads) {
+      amp::AutocastOffGuard no_autocast;
+      const Tensor G = s_gates.unpack(op), CS = s_cs.unpack(op), OUT = s_out.unpack(op);
+      const Tensor H0 = s_h0.unpack(op), C0 = s_c0.unpack(op), W = s_w.unpack(op);
+      Tensor dG = Tensor::empty(G.sizes(), dt, dev);
+      Tensor dh_next = grads[1].defined() ? contiguous(grads[1]) : zeros(state, dt, dev);
+      Tensor dc_next = grads[2].defined() ? contiguous(grads[2]) : zeros(state, dt, dev);
+      for (int64_t i = T - 1; i >= 0; --i) {
+        const int64_t step = reverse ? T - 1 - i : i;
+        const int64_t prev = reverse ? step + 1 : step - 1;  // the step that produced h/c_prev
+        const Tensor c_prev = i == 0 ? C0 : select(CS, 0, prev);
+        const Tensor dh = grads[0].defined() ? contiguous(add(select(grads[0], 0, step), dh_next)) : dh_next;
+        Tensor dg = select(dG, 0, step);
+        Tensor dc_prev = Tensor::empty(state, dt, dev);
+        if (B * H > 0)
+          lstm_pointwise_backward_kernel.get(dev)(dg, dc_prev, dh, dc_next, select(G, 0, step), c_prev,
+                                                  select(CS, 0, step));
+        dh_next = mm(dg, W);
+        dc_next = dc_prev;
+      }
+      // dW = sum_t dG_t^T h_prev(t): one GEMM over the T-1 steps whose h_prev is in OUT, plus
+      // the first step's (h_prev = h0).
+      const int64_t first = reverse ? T - 1 : 0;
+      Tensor dW = mm(t(select(dG, 0, first)), H0);
+      if (T > 1) {
+        const int64_t n = (T - 1) * B;
+        const Tensor dg_rest = reshape(narrow(dG, 0, reverse ? 0 : 1, T - 1), {n, 4 * H});
+        const Tensor h_rest = reshape(narrow(OUT, 0, reverse ? 1 : 0, T - 1), {n, H});
+        dW = add(dW, mm(t(dg_rest), h_rest));
+      }
+      return std::vector<Tensor>{dG, dh_next, dc_next, dW};
+    });
+  }
+  return {out, h_n, c_n};
 }
 
 std::pair<Tensor, Tensor> lstm_cell_pointwise(const Tensor& gates, const Tensor& c_prev) {

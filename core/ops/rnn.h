@@ -32,6 +32,14 @@ BM_DECLARE_KERNEL(gru_pointwise_backward_kernel,
 // scatter each step's gradient into a full [T, ...] buffer (quadratic in T).
 std::vector<Tensor> rnn_time_steps(const Tensor& x);
 
+// One LSTM layer and direction over a whole sequence: xp [T, B, 4H] (the input projections
+// with both biases), h0, c0 [B, H], w_hh [4H, H]; steps run T-1 .. 0 when reverse. Returns
+// {out [T, B, H], h_n [B, H], c_n [B, H]}. One autograd node: its backward runs the fused cell
+// backward per step and the hidden-to-hidden weight gradient as ONE GEMM over all steps
+// (instead of T rank-B updates and T accumulations).
+std::vector<Tensor> lstm_layer(const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                               bool reverse = false);
+
 // Returns (h, c). gates is [B, 4H] or [4H] (unbatched, then c_prev is [H]).
 std::pair<Tensor, Tensor> lstm_cell_pointwise(const Tensor& gates, const Tensor& c_prev);
 // Returns h. gi, gh are [B, 3H] (or [3H]); h_prev is [B, H] (or [H]).

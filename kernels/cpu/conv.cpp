@@ -2,17 +2,38 @@
 // and per-thread accumulators for the weight gradient. float16 / bfloat16 run in float32.
 // Batches are split over OpenMP threads with BLAS held to one thread inside (the column
 // matrix of one image then stays in that core's cache); one image leaves the threads to BLAS.
+// float32 stride-1 forward convolutions with kernels above 1x1 skip im2col: a direct AVX2
+// kernel (below). Both gradients stay im2col / col2im + sgemm (the input gradient as a
+// direct convolution of the padded output gradient with the flipped kernel measured slower:
+// PERF.md, "CPU convolution").
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "core/ops/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace bigmodel::cpu {
+
+namespace {
+// BIGMODEL_CONV_DIRECT=0 in the environment starts with the direct path off (benches).
+bool direct_default() {
+  const char* v = std::getenv("BIGMODEL_CONV_DIRECT");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+std::atomic<bool> g_direct_enabled{direct_default()};
+}  // namespace
+
+void set_conv_direct_enabled(bool enabled) { g_direct_enabled = enabled; }
+bool conv_direct_enabled() { return g_direct_enabled && vec::has_avx2_fma(); }
+
 namespace {
 
 // Everything the per-image loops need.
@@ -184,12 +205,184 @@ struct Scratch {
   std::vector<C> col, buf, grad;
 };
 
+// ---- direct stride-1 convolution (float32, AVX2 + FMA) -----------------------------------
+//
+// y[o, oh, ow] = bias[o] + sum_{c, kh, kw} w[o, c, kh, kw] * xp[c, oh + kh, ow + kw] over an
+// input copied into a zero-padded plane xp [C, oH + kH - 1, oW + kW - 1] (plus slack, so
+// vector loads past a row's end stay inside the buffer; those lanes are never stored). One
+// tile is 4 output channels x 24 output columns of one row: 12 accumulators, 3 input loads
+// and 4 weight broadcasts per tap, all FMA (the im2col copy and sgemm's packing go away).
+struct DirectShape {
+  int64_t C, O, kH, kW, oH, oW;  // one group: input / output channels, kernel, output
+  int64_t Hp() const { return oH + kH - 1; }
+  int64_t Wp() const { return oW + kW - 1; }
+  int64_t padded_size() const { return C * Hp() * Wp() + 32; }
+};
+
+// x [C, H, W] into xp [C, Hp, Wp] at offset (top, left) (either may be negative: clipped).
+void pad_plane(const float* x, int64_t H, int64_t W, int64_t top, int64_t left, const DirectShape& d, float* xp) {
+  const int64_t Hp = d.Hp(), Wp = d.Wp();
+  std::fill(xp, xp + d.padded_size(), 0.0f);
+  const int64_t j0 = std::max<int64_t>(0, left), j1 = std::min(Wp, W + left);  // dst columns
+  if (j1 <= j0) return;
+  for (int64_t c = 0; c < d.C; ++c)
+    for (int64_t i = std::max<int64_t>(0, top); i < std::min(Hp, H + top); ++i)
+      std::memcpy(xp + (c * Hp + i) * Wp + j0, x + (c * H + i - top) * W + j0 - left,
+                  static_cast<size_t>(j1 - j0) * sizeof(float));
+}
+
+// w [O, C, kH, kW] into blocks of 4 output channels: packed[o / 4][c][kh][kw][o % 4], zero
+// for channels past O, so a tile's 4 weights per tap are one 16-byte run. flip: w is the
+// forward weight [C, O, kH, kW] of the convolution whose input gradient this is, read with
+// its channel dims swapped and the kernel rotated by 180 degrees.
+std::vector<float> pack_direct_weights(const float* w, const DirectShape& d, bool flip) {
+  const int64_t blocks = (d.O + 3) / 4, khw = d.kH * d.kW, taps = d.C * khw;
+  std::vector<float> packed(static_cast<size_t>(blocks * taps * 4), 0.0f);
+  for (int64_t o = 0; o < d.O; ++o)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t k = 0; k < khw; ++k)
+        packed[static_cast<size_t>(((o / 4) * taps + c * khw + k) * 4 + o % 4)] =
+            flip ? w[(c * d.O + o) * khw + (khw - 1 - k)] : w[(o * d.C + c) * khw + k];
+  return packed;
+}
+
+#ifdef BM_VEC_X86
+template <int NV>
+BM_TARGET_AVX2 inline void direct_tile(const float* x, const float* wb, const DirectShape& d, float* const* rows,
+                                       int nq, int64_t valid, const float* bias4) {
+  // Every index into acc is a compile-time constant (unrolled loops), so the 4 x NV
+  // accumulators live in registers for the whole reduction.
+  __m256 acc[4][NV];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[q][v] = _mm256_setzero_ps();
+  const int64_t Hp = d.Hp(), Wp = d.Wp();
+  for (int64_t c = 0; c < d.C; ++c) {
+    for (int64_t kh = 0; kh < d.kH; ++kh) {
+      const float* xr = x + (c * Hp + kh) * Wp;
+      for (int64_t kw = 0; kw < d.kW; ++kw, wb += 4) {
+        __m256 xv[NV];
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) xv[v] = _mm256_loadu_ps(xr + kw + 8 * v);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          const __m256 wq = _mm256_broadcast_ss(wb + q);
+#pragma GCC unroll 3
+          for (int v = 0; v < NV; ++v) acc[q][v] = _mm256_fmadd_ps(wq, xv[v], acc[q][v]);
+        }
+      }
+    }
+  }
+  if (nq == 4 && valid == 8 * NV) {  // the common full tile: straight vector stores
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256 b = _mm256_set1_ps(bias4[q]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(rows[q] + 8 * v, _mm256_add_ps(acc[q][v], b));
+    }
+    return;
+  }
+  alignas(32) float res[4][8 * NV];  // edge tile: through a buffer, then only the valid part
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(res[q] + 8 * v, acc[q][v]);
+  for (int q = 0; q < nq; ++q)
+    for (int64_t l = 0; l < valid; ++l) rows[q][l] = res[q][l] + bias4[q];
+}
+
+// One image (one group): y [O, oH, oW] from the padded plane xp and the packed weights.
+BM_TARGET_AVX2 void direct_image(const float* xp, const float* packed, const float* bias, const DirectShape& d,
+                                 float* y) {
+  const int64_t blocks = (d.O + 3) / 4, taps = d.C * d.kH * d.kW;
+  for (int64_t ob = 0; ob < blocks; ++ob) {
+    const int nq = static_cast<int>(std::min<int64_t>(4, d.O - ob * 4));
+    float bias4[4] = {0, 0, 0, 0};
+    for (int q = 0; q < nq; ++q) bias4[q] = bias ? bias[ob * 4 + q] : 0.0f;
+    const float* wb = packed + ob * taps * 4;
+    // Rows split into equal tiles of at most 24 columns (26 -> 13 + 13, not 24 + 2): a
+    // narrow last tile would run on 4 accumulators, too few to hide the FMA latency.
+    const int64_t tiles = (d.oW + 23) / 24, tile_w = (d.oW + tiles - 1) / tiles;
+    for (int64_t oh = 0; oh < d.oH; ++oh) {
+      for (int64_t ow0 = 0; ow0 < d.oW; ow0 += tile_w) {
+        const int64_t valid = std::min<int64_t>(tile_w, d.oW - ow0);
+        float* rows[4];
+        for (int q = 0; q < 4; ++q) rows[q] = y + ((ob * 4 + std::min(q, nq - 1)) * d.oH + oh) * d.oW + ow0;
+        const float* x = xp + oh * d.Wp() + ow0;
+        if (valid > 16) direct_tile<3>(x, wb, d, rows, nq, valid, bias4);
+        else if (valid > 8) direct_tile<2>(x, wb, d, rows, nq, valid, bias4);
+        else direct_tile<1>(x, wb, d, rows, nq, valid, bias4);
+      }
+    }
+  }
+}
+#else
+void direct_image(const float*, const float*, const float*, const DirectShape&, float*) {}
+#endif
+
+// Stride 1, dilation 1, a kernel above 1x1 (1x1 already skips im2col), float32, AVX2, and
+// at least 4 output channels per group (tiles hold 4 output channels; fewer waste lanes).
+bool use_direct(const Geometry& g, int64_t out_channels) {
+  const Conv2dParams& p = g.p;
+  return conv_direct_enabled() && p.stride_h == 1 && p.stride_w == 1 && p.dilation_h == 1 && p.dilation_w == 1 &&
+         g.kH * g.kW > 1 && out_channels >= 4;
+}
+
+// Forward over the batch: each thread pads its images into its own plane.
+void direct_forward(const float* x, const float* w, const float* bias, float* y, const Geometry& g) {
+  const DirectShape d{g.Cg, g.Og, g.kH, g.kW, g.oH, g.oW};
+  std::vector<std::vector<float>> packed(static_cast<size_t>(g.p.groups));
+  for (int64_t grp = 0; grp < g.p.groups; ++grp) packed[grp] = pack_direct_weights(w + grp * g.Og * g.K, d, false);
+  auto make = [&] {
+    Scratch<float> s;
+    s.col.resize(d.padded_size());
+    return s;
+  };
+  auto body = [&](int64_t n, Scratch<float>& s) {
+    for (int64_t grp = 0; grp < g.p.groups; ++grp) {
+      pad_plane(x + (n * g.C + grp * g.Cg) * g.H * g.W, g.H, g.W, g.p.pad_h, g.p.pad_w, d, s.col.data());
+      direct_image(s.col.data(), packed[grp].data(), bias ? bias + grp * g.Og : nullptr, d,
+                   y + (n * g.O + grp * g.Og) * g.L);
+    }
+  };
+  for_each_image<Scratch<float>>(g, make, body, [](Scratch<float>&) {});
+}
+
+// Input gradient: dx[c, ih, iw] = sum_{o, kh, kw} dy[o, ih + pad - kh, iw + pad - kw] w[o, c, kh, kw],
+// i.e. a stride-1 convolution of dy (placed at offset k - 1 - pad) with the flipped kernel.
+void direct_backward_input(const float* gy, const float* w, float* gx, const Geometry& g) {
+  const DirectShape d{g.Og, g.Cg, g.kH, g.kW, g.H, g.W};  // reads dy's Og channels, writes dx's Cg
+  std::vector<std::vector<float>> packed(static_cast<size_t>(g.p.groups));
+  for (int64_t grp = 0; grp < g.p.groups; ++grp) packed[grp] = pack_direct_weights(w + grp * g.Og * g.K, d, true);
+  auto make = [&] {
+    Scratch<float> s;
+    s.col.resize(d.padded_size());
+    return s;
+  };
+  auto body = [&](int64_t n, Scratch<float>& s) {
+    for (int64_t grp = 0; grp < g.p.groups; ++grp) {
+      pad_plane(gy + (n * g.O + grp * g.Og) * g.L, g.oH, g.oW, g.kH - 1 - g.p.pad_h, g.kW - 1 - g.p.pad_w, d,
+                s.col.data());
+      direct_image(s.col.data(), packed[grp].data(), nullptr, d, gx + (n * g.C + grp * g.Cg) * g.H * g.W);
+    }
+  };
+  for_each_image<Scratch<float>>(g, make, body, [](Scratch<float>&) {});
+}
+
 template <typename T>
 void forward_typed(const Tensor& out, const Tensor& input, const Tensor& weight, const Tensor& bias,
                    const Conv2dParams& p) {
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(input, weight, out, p);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct(g, g.Og)) {
+      direct_forward(input.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                     out.data<float>(), g);
+      return;
+    }
+  }
   const T* x = input.data<T>();
   T* y = out.data<T>();
   std::vector<C> wbuf, bbuf;
@@ -237,6 +430,12 @@ void backward_input_typed(const Tensor& grad_input, const Tensor& grad_output, c
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(grad_input, weight, grad_output, p);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct(g, g.Cg)) {
+      direct_backward_input(grad_output.data<float>(), weight.data<float>(), grad_input.data<float>(), g);
+      return;
+    }
+  }
   const T* gy = grad_output.data<T>();
   T* gx = grad_input.data<T>();
   std::vector<C> wbuf;

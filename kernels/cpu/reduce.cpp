@@ -1,5 +1,6 @@
 // CPU reduction kernels over the rows of a contiguous [rows, cols] matrix: the plain
 // reductions, arg-extremes, row statistics (var/std/logsumexp/norm) and backward helpers.
+// Float sums also take a column-major [rows, cols] view (sums over leading dims, no copy).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -73,7 +74,37 @@ void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in) {
   }
 }
 
+// Sum of each row of a column-major [rows, cols] view (element (r, c) at c * stride(1) + r):
+// what the front end hands over for float sums over leading dims, read in place. Rows go in
+// chunks whose double accumulators stay in L1; each column adds a contiguous run to them.
+template <typename T, typename Out>
+void sum_columns(const Tensor& out, const Tensor& in) {
+  using C = compute_t<T>;
+  constexpr int64_t kChunk = 512;
+  const int64_t rows = in.size(0), cols = in.size(1), ld = in.stride(1);
+  const T* src = static_cast<const T*>(in.data_ptr());
+  Out* dst = static_cast<Out*>(out.data_ptr());
+  const int64_t chunks = (rows + kChunk - 1) / kChunk;
+  parallel_for(chunks, rows * cols > kParallelGrain && chunks > 1, [&](int64_t ch) {
+    const int64_t r0 = ch * kChunk, n = std::min(kChunk, rows - r0);
+    double acc[kChunk];
+    std::fill(acc, acc + n, 0.0);
+    for (int64_t c = 0; c < cols; ++c) {
+      const T* col = src + c * ld + r0;
+      for (int64_t r = 0; r < n; ++r) acc[r] += static_cast<double>(static_cast<C>(col[r]));
+    }
+    for (int64_t r = 0; r < n; ++r) dst[r0 + r] = static_cast<Out>(acc[r]);
+  });
+}
+
 void reduce_cpu(ReduceOp op, const Tensor& out, const Tensor& in) {
+  if (op == ReduceOp::Sum && in.size(1) > 1 && in.stride(1) != 1) {  // column-major view (floating only)
+    BM_DISPATCH_FLOATING(in.dtype(), "sum", [&] {
+      using In = scalar_t;
+      BM_DISPATCH_FLOATING(out.dtype(), "sum", [&] { sum_columns<In, scalar_t>(out, in); });
+    });
+    return;
+  }
   BM_DISPATCH_ALL(in.dtype(), "reduce", [&] { reduce_typed<scalar_t>(op, out, in); });
 }
 

@@ -12,6 +12,13 @@ void bind_rnn(py::module_& m, py::class_<Tensor>& /*cls*/) {
       },
       py::arg("gates"), py::arg("c_prev"),
       "(h, c) of one LSTM step from gates [B, 4H] (i, f, g, o pre-activations) and c_prev [B, H].");
+  m.def("lstm_layer", [](const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, bool reverse) {
+        std::vector<Tensor> r = lstm_layer(xp, h0, c0, w_hh, reverse);
+        return py::make_tuple(r[0], r[1], r[2]);
+      },
+      py::arg("xp"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("reverse") = false,
+      "(out [T, B, H], h_n, c_n) of one LSTM layer over a sequence from the input projections xp [T, B, 4H] "
+      "(both biases included), h0, c0 [B, H] and w_hh [4H, H]; one autograd node (dW_hh as one GEMM).");
   m.def("rnn_time_steps", &rnn_time_steps, py::arg("input"),
         "The steps of input [T, ...] as T views; the backward stacks their gradients in one op.");
   m.def("gru_cell_pointwise", &gru_cell_pointwise, py::arg("gi"), py::arg("gh"), py::arg("h_prev"),

@@ -3,7 +3,8 @@ parameter names, gate order (LSTM i,f,g,o; GRU r,z,n), init and call signatures.
 
 Per layer and direction the input projection of all time steps is one matmul; the time
 loop then does one small matmul per step plus the fused cell step (bm.lstm_cell_pointwise /
-bm.gru_cell_pointwise). Variable-length batches: pass `lengths` (one int per batch entry, in
+bm.gru_cell_pointwise). An LSTM without lengths runs its whole recurrence as one op
+(bm.lstm_layer), whose backward computes weight_hh's gradient as one GEMM over all steps. Variable-length batches: pass `lengths` (one int per batch entry, in
 batch order, no sorting needed) to forward, or a PackedSequence (bm.nn.utils.rnn) as the
 input, which gives a PackedSequence output. Outputs past a sequence's length are zero and the
 final state is each sequence's state after its own last step, in the original batch order.
@@ -167,6 +168,13 @@ class RNNBase(Module):
                 if b_hh is not None and self.mode != "GRU":
                     xp = xp + b_hh
                 xp = xp.reshape(T, B, xp.shape[1])
+                if is_lstm and mask is None:
+                    # The whole recurrence as one op: one autograd node, dW_hh as one GEMM.
+                    out_seq, h, c = _C.lstm_layer(xp, h0[layer * D + d], c0[layer * D + d], w_hh, d == 1)
+                    outs.append(out_seq)
+                    h_n.append(h)
+                    c_n.append(c)
+                    continue
                 xp = _C.rnn_time_steps(xp)  # not xp[t]: its backward is quadratic in T
                 w_hh_t = w_hh.t()
                 h = h0[layer * D + d]

@@ -1,0 +1,13 @@
+// Switch for the CPU convolution's direct path (kernels/cpu/conv.cpp): float32 stride-1,
+// dilation-1 forward convolutions with a kernel larger than 1x1 run as a register-blocked
+// AVX2/FMA direct convolution instead of im2col + sgemm. Tests and benches turn it off to
+// compare against the im2col path.
+#pragma once
+
+namespace bigmodel::cpu {
+
+// Default: on where the CPU has AVX2 + FMA, unless BIGMODEL_CONV_DIRECT=0 is set.
+void set_conv_direct_enabled(bool enabled);
+bool conv_direct_enabled();                  // on and usable on this CPU
+
+}  // namespace bigmodel::cpu
