@@ -2,6 +2,7 @@
 // the op switch outside the loop; each op family only instantiates the dtypes it accepts.
 #include "core/ops/unary.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/unary_vec.h"
 #include "kernels/functors.h"
 
 namespace bigmodel::cpu {
@@ -109,6 +110,7 @@ void unary_cpu(UnaryOp op, const Tensor& out, const Tensor& in, const Scalar& p0
     default: break;
   }
   if (is_floating(dt)) {
+    if (dt == DType::Float32 && unary_vec_f32(op, out, in)) return;
     BM_DISPATCH_FLOATING(dt, "unary", [&] { floating_typed<scalar_t>(op, out, in, p0, p1); });
   } else {
     BM_CHECK_DTYPE(is_numeric_op(op) && dt != DType::Bool, "unary", "op not implemented for ", dtype_name(dt));

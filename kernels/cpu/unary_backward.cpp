@@ -2,6 +2,7 @@
 // `saved` the forward input or output as core/ops/unary.cpp chooses. Floating dtypes only.
 #include "core/ops/unary.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/unary_vec.h"
 #include "kernels/functors.h"
 
 namespace bigmodel::cpu {
@@ -63,6 +64,7 @@ void unary_backward_typed(UnaryOp op, const Tensor& grad_in, const Tensor& grad,
 
 void unary_backward_cpu(UnaryOp op, const Tensor& grad_in, const Tensor& grad, const Tensor& saved,
                         const Scalar& p0, const Scalar& p1) {
+  if (grad.dtype() == DType::Float32 && unary_backward_vec_f32(op, grad_in, grad, saved)) return;
   BM_DISPATCH_FLOATING(grad.dtype(), "unary_backward",
                        [&] { unary_backward_typed<scalar_t>(op, grad_in, grad, saved, p0, p1); });
 }
