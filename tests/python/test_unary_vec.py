@@ -1,7 +1,8 @@
-# The float32 fast paths of the CPU unary kernels (kernels/cpu/unary_vec.cpp): exp, tanh,
-# sigmoid and GELU's tanh form (forward and backward) on contiguous tensors, against NumPy in
-# float64, at sizes around the 8-wide tail, the 2048-element chunk and the parallel grain, with
-# special values, and against the generic strided loop (a transposed view takes it).
+# The float32 fast paths of the CPU unary and softmax kernels (kernels/cpu/unary_vec.cpp,
+# softmax.cpp): exp, tanh, sigmoid, GELU's tanh form (forward and backward) and softmax rows
+# on contiguous tensors, against NumPy in float64, at sizes around the 8-wide tail, the
+# 2048-element chunk and the parallel grain, with special values, and against the generic
+# strided loop (a transposed view takes it).
 import numpy as np
 import pytest
 
@@ -79,3 +80,18 @@ def test_gelu_tanh_backward(n):
     bm.nn.functional.gelu(t, approximate="tanh").backward(bm.tensor(g))
     # atol: for x near -5, 1 + tanh(.) cancels in float32 (the libm path errs the same, ~1.5e-6).
     np.testing.assert_allclose(t.grad.numpy(), g * d_gelu_tanh(x.astype(np.float64)), rtol=2e-5, atol=3e-6)
+
+
+@pytest.mark.parametrize("n", [1, 7, 9, 2049, 70001])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_rows_float32(n, log):
+    """kernels/cpu/softmax.cpp's vectorised float32 rows, with -inf entries (masked positions)."""
+    x = data(3 * n, seed=5).reshape(3, n)
+    x[1, ::3] = -np.inf
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    expected = shifted - lse if log else np.exp(shifted - lse)
+    fn = bm.nn.functional.log_softmax if log else bm.nn.functional.softmax
+    got = fn(bm.tensor(x), dim=1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=4e-6, atol=1e-7)
