@@ -1,6 +1,7 @@
 // Loss front ends: argument and shape checks, reductions and backward. cross_entropy is
 // log_softmax + nll_loss (+ the label-smoothing term) composed with ops, so autograd flows
-// through the parts; nll_loss and the pointwise losses have their own kernels.
+// through the parts; nll_loss and the pointwise losses have their own kernels. On CUDA,
+// 2-D logits with class-index targets take the fused cross-entropy kernels instead.
 #include "core/ops/loss.h"
 
 #include <array>
@@ -18,6 +19,8 @@ BM_DEFINE_KERNEL(nll_forward_kernel);
 BM_DEFINE_KERNEL(nll_backward_kernel);
 BM_DEFINE_KERNEL(pointwise_loss_kernel);
 BM_DEFINE_KERNEL(pointwise_loss_backward_kernel);
+BM_DEFINE_KERNEL(cross_entropy_fused_forward_kernel);
+BM_DEFINE_KERNEL(cross_entropy_fused_backward_kernel);
 
 namespace {
 
@@ -188,6 +191,66 @@ Tensor binary_loss(PointwiseLoss kind, const Tensor& input, const Tensor& target
   return reduce_loss(loss, red);
 }
 
+// The fused kernels take 2-D logits [N, C > 0] with class-index targets on a device that
+// registers them (CUDA); a weight that wants its own gradient keeps the composed path.
+bool use_fused_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight) {
+  const int dev = static_cast<int>(input.device().type);
+  return input.dim() == 2 && input.size(1) > 0 && is_integral(target.dtype()) &&
+         cross_entropy_fused_forward_kernel.table[dev] != nullptr &&
+         cross_entropy_fused_backward_kernel.table[dev] != nullptr && !(weight.defined() && weight.requires_grad());
+}
+
+// cross_entropy on [N, C] logits through the fused kernels: only the per-row logsumexp is
+// kept for the backward, which recomputes softmax - target from the logits. The result
+// equals the composed path's (log_softmax + nll_loss + smoothing term).
+Tensor cross_entropy_fused(const Tensor& input, const Tensor& target, const Tensor& weight_in, int64_t ignore_index,
+                           Reduction red, double eps, const char* op) {
+  const int64_t n = input.size(0), classes = input.size(1);
+  const Shape target_shape{n};
+  BM_CHECK_SHAPE(target.sizes() == target_shape, op, "expected target of shape ", shape_str(target_shape),
+                 " for input of shape ", shape_str(input.sizes()), ", got ", shape_str(target.sizes()));
+  const DType dtype = input.dtype();
+  const DType sd = dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+  const Device device = input.device();
+  Tensor weight;  // rounded to the input dtype first, as the composed path multiplies in it
+  if (weight_in.defined()) weight = contiguous(to(to(weight_in.detach(), dtype), sd));
+  Tensor x = contiguous(input.detach());
+  Tensor t = contiguous(to(target.detach(), DType::Int64));
+  Tensor loss = Tensor::empty({n}, dtype, device), tw = Tensor::empty({n}, dtype, device);
+  Tensor lse = Tensor::empty({n}, sd, device);
+  Tensor wsum = weight.defined() && eps > 0 ? Tensor::empty({1}, sd, device) : Tensor();
+  if (n > 0) cross_entropy_fused_forward_kernel.get(device)(loss, tw, lse, wsum, x, t, weight, ignore_index, eps, op);
+  Tensor out, total_weight;
+  switch (red) {
+    case Reduction::None: out = loss; break;
+    case Reduction::Sum: out = sum(loss); break;
+    case Reduction::Mean:  // summed weights of the non-ignored targets, as nll_loss
+      total_weight = sum(tw);
+      out = div(sum(loss), total_weight);
+      break;
+  }
+  if (needs_grad({input})) {
+    SavedTensor saved_x(x), saved_t(t), saved_lse(lse), saved_total(total_weight);
+    record_function(op, {input}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor rows;
+      switch (red) {
+        case Reduction::None: rows = g[0]; break;
+        case Reduction::Sum: rows = expand(reshape(to(g[0], sd), {1}), {n}); break;
+        case Reduction::Mean:
+          rows = expand(reshape(div(to(g[0], sd), to(saved_total.unpack(op), sd)), {1}), {n});
+          break;
+      }
+      rows = contiguous(to(rows, sd));
+      Tensor grad = Tensor::empty({n, classes}, dtype, device);
+      if (n > 0)
+        cross_entropy_fused_backward_kernel.get(device)(grad, rows, saved_x.unpack(op), saved_t.unpack(op), weight,
+                                                        saved_lse.unpack(op), wsum, ignore_index, eps);
+      return std::vector<Tensor>{grad};
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight, int64_t ignore_index,
@@ -217,6 +280,8 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   }
   const double eps = label_smoothing;
   const bool probabilities = is_floating(target.dtype()) && target.sizes() == input.sizes();
+  if (!probabilities && use_fused_cross_entropy(input, target, weight))
+    return cross_entropy_fused(input, target, weight, ignore_index, red, eps, op);
   Tensor logp = log_softmax(input, class_dim);
   Tensor weighted = weight_view.defined() ? mul(logp, weight_view) : logp;
   if (probabilities) {

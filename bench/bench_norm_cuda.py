@@ -1,0 +1,147 @@
+"""GB/s of bigmodel's CUDA softmax, log_softmax, layer_norm (forward; forward + backward)
+and fused cross-entropy (forward + backward) against a same-size device copy and, where
+PyTorch with CUDA is importable, the same op in PyTorch on the same GPU. CUDA events after
+warm-up, median of repeats; inputs rotate over >= 256 MB so small cases do not run from L2.
+Bytes counted: forward = input read + output written; layer_norm fwd+bwd = forward plus
+x and grad read and grad_input written (the weight/bias gradients are O(cols));
+cross-entropy fwd+bwd = logits read twice + grad written. One summary line per case;
+'vs torch' > 1 means bigmodel is faster. Usage: python bench/bench_norm_cuda.py [--quick]"""
+import statistics
+import sys
+
+import bigmodel as bm
+import bigmodel.nn.functional as F
+
+try:  # the peer, when the machine has it
+    import torch
+    if not torch.cuda.is_available():
+        torch = None
+except Exception:  # noqa: BLE001 - any import failure just drops the column
+    torch = None
+
+ROTATE_BYTES = 256 << 20
+
+
+def median_ms(fn, event, reps):
+    for i in range(3):
+        fn(i)
+    times = []
+    for i in range(reps):
+        start, end = event(), event()
+        start.record()
+        fn(i)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bm_event():
+    return bm.cuda.Event(enable_timing=True)
+
+
+def torch_event():
+    return torch.cuda.Event(enable_timing=True)
+
+
+def copies(make, nbytes):
+    """Enough independent inputs that cycling through them exceeds the L2 several times."""
+    return [make() for _ in range(max(1, -(-ROTATE_BYTES // max(nbytes, 1))))]
+
+
+def main():
+    if not bm.cuda.is_available():
+        print("SKIP: no CUDA GPU visible")
+        return 0
+    quick = "--quick" in sys.argv
+    reps = 10 if quick else 25
+    rows = []  # (name, ms, bytes, torch ms or None)
+
+    def case(name, fn, nbytes, torch_fn=None):
+        ms = median_ms(fn, bm_event, reps)
+        tms = median_ms(torch_fn, torch_event, reps) if (torch and torch_fn) else None
+        rows.append((name, ms, nbytes, tms))
+
+    n = 1 << 28
+    a, out = bm.rand(n, device="cuda"), bm.empty(n, device="cuda")
+    case("copy f32 1 GiB (memcpy)", lambda i: out.copy_(a), 2 * 4 * n)
+    del a, out
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6
+
+    tdt = {bm.float32: "float32", bm.bfloat16: "bfloat16", bm.float16: "float16"}
+    softmax_shapes = [(4096, 1024), (16384, 4096), (8192, 50257)]
+    for (r, c) in softmax_shapes:
+        for dt in ([bm.float32] if quick else [bm.float32, bm.bfloat16]):
+            es = 4 if dt == bm.float32 else 2
+            nbytes = r * c * es
+            xs = copies(lambda: bm.randn(r, c, device="cuda").to(dt), nbytes)
+            txs = copies(lambda: torch.randn(r, c, device="cuda").to(getattr(torch, tdt[dt])), nbytes) if torch else None
+            name = f"{r}x{c} {tdt[dt]}"
+            case(f"softmax {name}", lambda i: bm.softmax(xs[i % len(xs)], -1), 2 * nbytes,
+                 torch and (lambda i: torch.softmax(txs[i % len(txs)], -1)))
+            case(f"log_softmax {name}", lambda i: bm.log_softmax(xs[i % len(xs)], -1), 2 * nbytes,
+                 torch and (lambda i: torch.log_softmax(txs[i % len(txs)], -1)))
+            del xs, txs
+
+    ln_shapes = [(4096, 1024), (16384, 4096), (4096, 12288)]
+    for (r, c) in ln_shapes:
+        for dt in ([bm.float32] if quick else [bm.float32, bm.bfloat16]):
+            es = 4 if dt == bm.float32 else 2
+            nbytes = r * c * es
+            xs = copies(lambda: bm.randn(r, c, device="cuda").to(dt), nbytes)
+            w, b = bm.randn(c, device="cuda").to(dt), bm.randn(c, device="cuda").to(dt)
+            tdtype = getattr(torch, tdt[dt]) if torch else None
+            txs = copies(lambda: torch.randn(r, c, device="cuda", dtype=tdtype), nbytes) if torch else None
+            tw = torch.randn(c, device="cuda", dtype=tdtype) if torch else None
+            tb = torch.randn(c, device="cuda", dtype=tdtype) if torch else None
+            name = f"{r}x{c} {tdt[dt]}"
+            case(f"layer_norm fwd {name}", lambda i: F.layer_norm(xs[i % len(xs)], (c,), w, b), 2 * nbytes,
+                 torch and (lambda i: torch.nn.functional.layer_norm(txs[i % len(txs)], (c,), tw, tb)))
+            # Forward + backward with a fresh leaf per call (no gradient accumulation).
+            g = bm.randn(r, c, device="cuda").to(dt)
+            wl, bl = w.detach().requires_grad_(), b.detach().requires_grad_()
+            tg = torch.randn(r, c, device="cuda", dtype=tdtype) if torch else None
+            twl = tw.detach().requires_grad_() if torch else None
+            tbl = tb.detach().requires_grad_() if torch else None
+
+            def ln_step(i):
+                x = xs[i % len(xs)].detach().requires_grad_()
+                F.layer_norm(x, (c,), wl, bl).backward(g)
+
+            def torch_ln_step(i):
+                x = txs[i % len(txs)].detach().requires_grad_()
+                torch.nn.functional.layer_norm(x, (c,), twl, tbl).backward(tg)
+            case(f"layer_norm fwd+bwd {name}", ln_step, 5 * nbytes, torch and torch_ln_step)
+            del xs, txs
+
+    for (r, c) in [(8192, 50257)] if quick else [(4096, 32000), (8192, 50257)]:
+        for dt in [bm.float32, bm.bfloat16]:
+            es = 4 if dt == bm.float32 else 2
+            nbytes = r * c * es
+            x = bm.randn(r, c, device="cuda").to(dt)
+            t = bm.randint(0, c, (r,), device="cuda")
+            tdtype = getattr(torch, tdt[dt]) if torch else None
+            tx = torch.randn(r, c, device="cuda", dtype=tdtype) if torch else None
+            tt = torch.randint(0, c, (r,), device="cuda") if torch else None
+
+            def ce_step(i):
+                xl = x.detach().requires_grad_()
+                F.cross_entropy(xl, t, label_smoothing=0.1).backward()
+
+            def torch_ce_step(i):
+                xl = tx.detach().requires_grad_()
+                torch.nn.functional.cross_entropy(xl, tt, label_smoothing=0.1).backward()
+            case(f"cross_entropy fwd+bwd {r}x{c} {tdt[dt]}", ce_step, 3 * nbytes, torch and torch_ce_step)
+            del x, tx
+
+    peer = "torch" if torch else "torch (absent)"
+    print(f"{'kernel':40s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
+    for name, t, nbytes, tms in rows:
+        gbs = nbytes / t / 1e6
+        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
+        print(f"{name:40s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
