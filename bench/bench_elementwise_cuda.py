@@ -1,10 +1,19 @@
-"""GB/s of bigmodel's CUDA copy, cast and binary kernels against a same-dtype device copy
-(cudaMemcpyAsync), timed with CUDA events after warm-up; median of repeats. Bytes counted:
-each input read once plus the output written once. Usage: python bench/bench_elementwise_cuda.py"""
+"""GB/s of bigmodel's CUDA copy, cast, binary, unary, where and random kernels against a
+same-dtype device copy (cudaMemcpyAsync) and, where PyTorch with CUDA is importable, the same
+op in PyTorch on the same GPU; timed with CUDA events after warm-up, median of repeats.
+Bytes counted: each input read once plus the output written once (random ops: output only).
+One summary line per case. Usage: python bench/bench_elementwise_cuda.py"""
 import statistics
 import sys
 
 import bigmodel as bm
+
+try:  # the peer, when the machine has it
+    import torch
+    if not torch.cuda.is_available():
+        torch = None
+except Exception:  # noqa: BLE001 - any import failure just drops the column
+    torch = None
 
 
 def timed(fn, reps=20):
@@ -21,37 +30,82 @@ def timed(fn, reps=20):
     return statistics.median(times)
 
 
+def timed_torch(fn, reps=20):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
 def main():
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
     n = 1 << 28  # 1 GiB of float32 per tensor: far past L2
-    a = bm.rand(n).cuda() if hasattr(bm, "rand") else bm.ones(n).cuda()
+    a = bm.rand(n, device="cuda")
     b = bm.ones(n, device="cuda")
     out = bm.empty(n, device="cuda")
-    rows = []
-    ms = timed(lambda: out.copy_(a))
-    copy_gbs = 2 * 4 * n / ms / 1e6
-    rows.append(("copy f32 (memcpy)", ms, copy_gbs))
+    ta = torch.rand(n, device="cuda") if torch else None
+    rows = []  # (name, ms, bytes moved, torch ms or None)
+
+    def case(name, fn, nbytes, torch_fn=None):
+        ms = timed(fn)
+        tms = timed_torch(torch_fn) if (torch and torch_fn) else None
+        rows.append((name, ms, nbytes, tms))
+
+    case("copy f32 (memcpy)", lambda: out.copy_(a), 2 * 4 * n)
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6
     strided = a.view(1 << 14, 1 << 14).t()
     out2 = bm.empty(1 << 14, 1 << 14, device="cuda")
-    ms = timed(lambda: out2.copy_(strided))
-    rows.append(("copy f32 transposed", ms, 2 * 4 * n / ms / 1e6))
+    case("copy f32 transposed", lambda: out2.copy_(strided), 2 * 4 * n)
     half = bm.empty(n, dtype=bm.float16, device="cuda")
-    ms = timed(lambda: half.copy_(a))
-    rows.append(("cast f32->f16", ms, (4 + 2) * n / ms / 1e6))
-    ms = timed(lambda: bm.add(a, b))
-    rows.append(("add f32 (new output)", ms, 3 * 4 * n / ms / 1e6))
-    ms = timed(lambda: out.add_(b))
-    rows.append(("add_ f32 in place", ms, 3 * 4 * n / ms / 1e6))
-    ms = timed(lambda: bm.mul(a, 2.0))
-    rows.append(("mul f32 by scalar", ms, 2 * 4 * n / ms / 1e6))
+    case("cast f32->f16", lambda: half.copy_(a), (4 + 2) * n)
+    case("add f32 (new output)", lambda: bm.add(a, b), 3 * 4 * n, torch and (lambda: torch.add(ta, ta)))
+    case("add_ f32 in place", lambda: out.add_(b), 3 * 4 * n)
+    case("mul f32 by scalar", lambda: bm.mul(a, 2.0), 2 * 4 * n, torch and (lambda: torch.mul(ta, 2.0)))
     hb = bm.ones(n, dtype=bm.bfloat16, device="cuda")
-    ms = timed(lambda: bm.add(hb, hb))
-    rows.append(("add bf16", ms, 3 * 2 * n / ms / 1e6))
-    print(f"{'kernel':28s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s}")
-    for name, t, gbs in rows:
-        print(f"{name:28s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f}")
+    case("add bf16", lambda: bm.add(hb, hb), 3 * 2 * n)
+
+    # Unary: memory-bound but for the transcendental ones on the ALUs' side of the line.
+    unary = [("neg", bm.neg, "neg"), ("relu", bm.relu, "relu"), ("exp", bm.exp, "exp"),
+             ("sigmoid", bm.sigmoid, "sigmoid"), ("tanh", bm.tanh, "tanh"),
+             ("gelu", bm.nn.functional.gelu, None), ("silu", bm.nn.functional.silu, None),
+             ("sin", bm.sin, "sin")]
+    for name, fn, tname in unary:
+        tf = (lambda f=getattr(torch, tname): f(ta)) if (torch and tname) else None
+        if torch and name == "gelu":
+            tf = lambda: torch.nn.functional.gelu(ta)  # noqa: E731
+        if torch and name == "silu":
+            tf = lambda: torch.nn.functional.silu(ta)  # noqa: E731
+        case(f"{name} f32", lambda f=fn: f(a), 2 * 4 * n, tf)
+    ah = a.to(bm.bfloat16)
+    th = ta.to(torch.bfloat16) if torch else None
+    case("exp bf16", lambda: bm.exp(ah), 2 * 2 * n, torch and (lambda: torch.exp(th)))
+    case("sigmoid_ f32 in place", lambda: out.sigmoid_(), 2 * 4 * n)
+    case("exp f32 transposed", lambda: bm.exp(strided), 2 * 4 * n)
+    cond = a > 0.5
+    tcond = ta > 0.5 if torch else None
+    case("where f32", lambda: bm.where(cond, a, b), (1 + 3 * 4) * n,
+         torch and (lambda: torch.where(tcond, ta, ta)))
+
+    # Random: output bytes only; Philox rounds cost ALU time.
+    case("rand f32", lambda: out.uniform_(), 4 * n, torch and (lambda: ta.uniform_()))
+    case("randn f32", lambda: out.normal_(), 4 * n, torch and (lambda: ta.normal_()))
+    case("bernoulli_ f32", lambda: out.bernoulli_(0.5), 4 * n, torch and (lambda: ta.bernoulli_(0.5)))
+
+    peer = "torch" if torch else "torch (absent)"
+    print(f"{'kernel':28s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
+    for name, t, nbytes, tms in rows:
+        gbs = nbytes / t / 1e6
+        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"  # > 1: bigmodel faster
+        print(f"{name:28s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
     return 0
 
 
