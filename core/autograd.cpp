@@ -8,6 +8,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "core/dispatch.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
@@ -126,12 +127,17 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     Tensor replaced = hook(g);
     if (replaced.defined()) g = replaced;
   }
-  Tensor old = leaf.grad();
-  if (old.defined()) {
-    add_(old, g);  // accumulate in place, as PyTorch does for an existing .grad
-  } else {
-    // A fresh gradient must not alias anything the graph may still use.
-    meta.grad = (g.dtype() == leaf.dtype() ? clone(g) : to(g, leaf.dtype())).impl_ptr();
+  // Python threads whose backward passes share this leaf must not interleave here: the
+  // kernels below keep the GIL, so the read of .grad and its update are one step for them.
+  {
+    KernelHookPause keep_gil;
+    Tensor old = leaf.grad();
+    if (old.defined()) {
+      add_(old, g);  // accumulate in place, as PyTorch does for an existing .grad
+    } else {
+      // A fresh gradient must not alias anything the graph may still use.
+      meta.grad = (g.dtype() == leaf.dtype() ? clone(g) : to(g, leaf.dtype())).impl_ptr();
+    }
   }
   for (auto& hook : meta.post_accumulate_hooks) hook(leaf);
   return {};

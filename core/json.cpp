@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -16,8 +17,8 @@ namespace {
 
 class Parser {
  public:
-  Parser(const char* data, size_t size, const std::string& op, const std::string& source)
-      : p_(data), end_(data + size), begin_(data), op_(op), source_(source) {}
+  Parser(const char* data, size_t size, const std::string& op, const std::string& source, const ParseOptions& options)
+      : p_(data), end_(data + size), begin_(data), op_(op), source_(source), options_(options) {}
 
   Value document() {
     skip_ws();
@@ -33,6 +34,7 @@ class Parser {
   const char* begin_;
   const std::string& op_;
   const std::string& source_;
+  const ParseOptions& options_;
 
   [[noreturn]] void error(const std::string& what) const {
     size_t line = 1, column = 1;
@@ -59,7 +61,7 @@ class Parser {
   }
 
   Value value(int depth) {
-    if (depth > kMaxDepth) error("nesting too deep");
+    if (depth > options_.max_depth) error("nesting too deep");
     if (p_ == end_) error("unexpected end of input");
     Value v;
     switch (*p_) {
@@ -81,10 +83,12 @@ class Parser {
     ++p_;
     skip_ws();
     if (consume('}')) return;
+    std::unordered_set<std::string> keys;  // only filled when duplicates are refused
     while (true) {
       skip_ws();
       if (p_ == end_ || *p_ != '"') error("expected a string key");
       std::string key = string();
+      if (options_.reject_duplicate_keys && !keys.insert(key).second) error(str_cat("duplicate key \"", key, "\""));
       skip_ws();
       if (!consume(':')) error("expected ':'");
       skip_ws();
@@ -116,7 +120,7 @@ class Parser {
   void number(Value& v) {
     const char* start = p_;
     v.kind = Value::Number;
-    consume('-');
+    const bool negative = consume('-');
     if (p_ == end_ || !digit(*p_)) error("invalid number");
     if (*p_ == '0') ++p_;
     else
@@ -142,6 +146,14 @@ class Parser {
       if (errno == 0) {
         v.is_int = true;
         v.int_value = static_cast<int64_t>(i);
+      }
+      if (!negative) {
+        errno = 0;
+        const unsigned long long u = std::strtoull(text.c_str(), nullptr, 10);
+        if (errno == 0) {
+          v.is_uint = true;
+          v.uint_value = static_cast<uint64_t>(u);
+        }
       }
     }
   }
@@ -223,8 +235,9 @@ const char* kind_name(Value::Kind kind) {
   return "?";
 }
 
-Value parse(const char* data, size_t size, const std::string& op, const std::string& source) {
-  return Parser(data, size, op, source).document();
+Value parse(const char* data, size_t size, const std::string& op, const std::string& source,
+            const ParseOptions& options) {
+  return Parser(data, size, op, source, options).document();
 }
 
 Value parse_file(const std::string& path, const std::string& op) {

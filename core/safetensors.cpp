@@ -1,4 +1,5 @@
-// safetensors reader and writer, with the small JSON parser/printer its header needs.
+// safetensors reader and writer, with the JSON printer its header needs (the header is
+// read by core/json with duplicate keys refused and nesting bounded).
 // The reader trusts nothing in the file: every length, offset, shape and dtype is checked
 // before memory is touched, and each failure is a ValueError starting "[safetensors] ".
 #include "core/safetensors.h"
@@ -10,7 +11,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/utf8.h"
+#include "core/json.h"
 #include "core/ops/creation.h"
 #include "core/ops/view.h"
 
@@ -18,219 +19,10 @@ namespace bigmodel::safetensors {
 namespace {
 
 constexpr const char* kOp = "safetensors";
-constexpr int kMaxDepth = 64;  // deeper nesting is not a safetensors header; also bounds recursion
+// Deeper nesting is not a safetensors header; a repeated tensor name is ambiguous.
+constexpr json::ParseOptions kHeaderJson{/*max_depth=*/64, /*reject_duplicate_keys=*/true};
 
 [[noreturn]] void fail(const std::string& msg) { throw ValueError(std::string("[safetensors] ") + msg); }
-
-// ------------------------------------------------------------------------------ JSON
-struct Json {
-  enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
-  bool boolean = false;
-  bool is_uint = false;   // the number is a non-negative integer that fits uint64
-  uint64_t uint_value = 0;
-  std::string str;
-  std::vector<Json> array;
-  std::vector<std::pair<std::string, Json>> object;
-};
-
-const char* kind_name(Json::Kind k) {
-  switch (k) {
-    case Json::Null: return "null";
-    case Json::Bool: return "a boolean";
-    case Json::Number: return "a number";
-    case Json::String: return "a string";
-    case Json::Array: return "an array";
-    case Json::Object: return "an object";
-  }
-  return "?";
-}
-
-class JsonParser {
- public:
-  JsonParser(const char* data, size_t size) : p_(data), end_(data + size), begin_(data) {}
-
-  Json parse_document() {
-    skip_ws();
-    Json v = parse_value(0);
-    skip_ws();
-    if (p_ != end_) error("unexpected trailing characters");
-    return v;
-  }
-
- private:
-  const char* p_;
-  const char* end_;
-  const char* begin_;
-
-  [[noreturn]] void error(const std::string& what) {
-    fail(str_cat("header is not valid JSON: ", what, " at byte ", p_ - begin_));
-  }
-  void skip_ws() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
-  }
-  bool consume(char c) {
-    if (p_ != end_ && *p_ == c) {
-      ++p_;
-      return true;
-    }
-    return false;
-  }
-  void expect_literal(const char* lit) {
-    for (const char* l = lit; *l; ++l) {
-      if (p_ == end_ || *p_ != *l) error(str_cat("invalid literal (expected '", lit, "')"));
-      ++p_;
-    }
-  }
-
-  Json parse_value(int depth) {
-    if (depth > kMaxDepth) error("nesting too deep");
-    if (p_ == end_) error("unexpected end of header");
-    Json v;
-    switch (*p_) {
-      case '{': parse_object(v, depth); break;
-      case '[': parse_array(v, depth); break;
-      case '"':
-        v.kind = Json::String;
-        v.str = parse_string();
-        break;
-      case 't': expect_literal("true"); v.kind = Json::Bool; v.boolean = true; break;
-      case 'f': expect_literal("false"); v.kind = Json::Bool; break;
-      case 'n': expect_literal("null"); break;
-      default:
-        if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) {
-          parse_number(v);
-        } else {
-          error(str_cat("unexpected character '", *p_, "'"));
-        }
-    }
-    return v;
-  }
-
-  void parse_object(Json& v, int depth) {
-    v.kind = Json::Object;
-    ++p_;  // '{'
-    skip_ws();
-    if (consume('}')) return;
-    std::set<std::string> keys;
-    while (true) {
-      skip_ws();
-      if (p_ == end_ || *p_ != '"') error("expected a string key");
-      std::string key = parse_string();
-      if (!keys.insert(key).second) error(str_cat("duplicate key \"", key, "\""));
-      skip_ws();
-      if (!consume(':')) error("expected ':'");
-      skip_ws();
-      Json value = parse_value(depth + 1);
-      v.object.emplace_back(std::move(key), std::move(value));
-      skip_ws();
-      if (consume('}')) return;
-      if (!consume(',')) error("expected ',' or '}'");
-    }
-  }
-
-  void parse_array(Json& v, int depth) {
-    v.kind = Json::Array;
-    ++p_;  // '['
-    skip_ws();
-    if (consume(']')) return;
-    while (true) {
-      skip_ws();
-      v.array.push_back(parse_value(depth + 1));
-      skip_ws();
-      if (consume(']')) return;
-      if (!consume(',')) error("expected ',' or ']'");
-    }
-  }
-
-  // JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  void parse_number(Json& v) {
-    v.kind = Json::Number;
-    bool negative = consume('-');
-    if (p_ == end_ || *p_ < '0' || *p_ > '9') error("invalid number");
-    bool overflow = false;
-    uint64_t value = 0;
-    if (*p_ == '0') {
-      ++p_;
-    } else {
-      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') {
-        const uint64_t d = static_cast<uint64_t>(*p_ - '0');
-        if (value > (std::numeric_limits<uint64_t>::max() - d) / 10) overflow = true;
-        value = value * 10 + d;
-        ++p_;
-      }
-    }
-    bool fraction = false;
-    if (consume('.')) {
-      fraction = true;
-      if (p_ == end_ || *p_ < '0' || *p_ > '9') error("invalid number");
-      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-    }
-    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
-      fraction = true;  // exponents are not integers as far as this header is concerned
-      ++p_;
-      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (p_ == end_ || *p_ < '0' || *p_ > '9') error("invalid number");
-      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-    }
-    v.is_uint = !negative && !fraction && !overflow;
-    v.uint_value = v.is_uint ? value : 0;
-  }
-
-  unsigned hex4() {
-    unsigned cp = 0;
-    for (int i = 0; i < 4; ++i) {
-      if (p_ == end_) error("truncated \\u escape");
-      const char c = *p_++;
-      cp <<= 4;
-      if (c >= '0' && c <= '9') cp |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') cp |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') cp |= static_cast<unsigned>(c - 'A' + 10);
-      else error("invalid \\u escape");
-    }
-    return cp;
-  }
-
-  std::string parse_string() {
-    ++p_;  // opening quote
-    std::string out;
-    while (true) {
-      if (p_ == end_) error("unterminated string");
-      const char c = *p_++;
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) error("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (p_ == end_) error("unterminated escape");
-      const char e = *p_++;
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: a low one must follow
-            if (!consume('\\') || !consume('u')) error("unpaired surrogate in \\u escape");
-            const unsigned lo = hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) error("unpaired surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            error("unpaired surrogate in \\u escape");
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: error(str_cat("invalid escape '\\", e, "'"));
-      }
-    }
-  }
-};
 
 // Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF): names and
 // metadata become Python str, and the format requires UTF-8 anyway.
@@ -306,16 +98,17 @@ void write_u64_le(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
 }
 
-uint64_t json_uint(const Json& v, const std::string& what) {
-  if (v.kind != Json::Number || !v.is_uint) fail(str_cat(what, " must be a non-negative integer"));
+uint64_t json_uint(const json::Value& v, const std::string& what) {
+  if (v.kind != json::Value::Number || !v.is_uint) fail(str_cat(what, " must be a non-negative integer"));
   return v.uint_value;
 }
 
-Entry parse_entry(const std::string& name, const Json& v) {
-  if (v.kind != Json::Object) fail(str_cat("tensor '", name, "': expected an object, got ", kind_name(v.kind)));
-  const Json* dtype = nullptr;
-  const Json* shape = nullptr;
-  const Json* offsets = nullptr;
+Entry parse_entry(const std::string& name, const json::Value& v) {
+  if (v.kind != json::Value::Object)
+    fail(str_cat("tensor '", name, "': expected an object, got ", json::kind_name(v.kind)));
+  const json::Value* dtype = nullptr;
+  const json::Value* shape = nullptr;
+  const json::Value* offsets = nullptr;
   for (const auto& [key, val] : v.object) {
     if (key == "dtype") dtype = &val;
     else if (key == "shape") shape = &val;
@@ -324,7 +117,7 @@ Entry parse_entry(const std::string& name, const Json& v) {
   }
   if (!dtype || !shape || !offsets)
     fail(str_cat("tensor '", name, "': needs \"dtype\", \"shape\" and \"data_offsets\""));
-  if (dtype->kind != Json::String) fail(str_cat("tensor '", name, "': dtype must be a string"));
+  if (dtype->kind != json::Value::String) fail(str_cat("tensor '", name, "': dtype must be a string"));
   Entry e;
   e.name = name;
   try {
@@ -332,13 +125,13 @@ Entry parse_entry(const std::string& name, const Json& v) {
   } catch (const ValueError&) {
     fail(str_cat("tensor '", name, "': unsupported dtype '", dtype->str, "'"));
   }
-  if (shape->kind != Json::Array) fail(str_cat("tensor '", name, "': shape must be an array"));
+  if (shape->kind != json::Value::Array) fail(str_cat("tensor '", name, "': shape must be an array"));
   // numel * itemsize must fit int64 (shape products are what overflow in hostile files).
   const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   // The product with zero dims counted as 1 must fit as well: it is the tensor's outermost
   // stride span, so [0, 2^40, 2^40] (no bytes at all) is still refused.
   uint64_t nbytes = itemsize(e.dtype), span = nbytes;
-  for (const Json& d : shape->array) {
+  for (const json::Value& d : shape->array) {
     const uint64_t n = json_uint(d, str_cat("tensor '", name, "': shape entries"));
     if (n > limit) fail(str_cat("tensor '", name, "': shape entry ", n, " is too large"));
     const uint64_t m = std::max<uint64_t>(n, 1);
@@ -347,7 +140,7 @@ Entry parse_entry(const std::string& name, const Json& v) {
     nbytes *= n;  // nbytes <= span, so this cannot overflow
     e.shape.push_back(static_cast<int64_t>(n));
   }
-  if (offsets->kind != Json::Array || offsets->array.size() != 2)
+  if (offsets->kind != json::Value::Array || offsets->array.size() != 2)
     fail(str_cat("tensor '", name, "': data_offsets must be [begin, end]"));
   e.begin = json_uint(offsets->array[0], str_cat("tensor '", name, "': data_offsets"));
   e.end = json_uint(offsets->array[1], str_cat("tensor '", name, "': data_offsets"));
@@ -440,16 +233,17 @@ Contents deserialize(const char* data, size_t size) {
     fail(str_cat("header length ", header_len, " runs past the end of the file (", size, " bytes)"));
   const char* header = data + 8;
   if (!valid_utf8(header, static_cast<size_t>(header_len))) fail("header is not valid UTF-8");
-  const Json root = JsonParser(header, static_cast<size_t>(header_len)).parse_document();
-  if (root.kind != Json::Object) fail(str_cat("header must be a JSON object, got ", kind_name(root.kind)));
+  const json::Value root = json::parse(header, static_cast<size_t>(header_len), kOp, "header", kHeaderJson);
+  if (root.kind != json::Value::Object)
+    fail(str_cat("header must be a JSON object, got ", json::kind_name(root.kind)));
 
   Contents out;
   std::vector<Entry> entries;
   for (const auto& [key, val] : root.object) {
     if (key == "__metadata__") {
-      if (val.kind != Json::Object) fail("__metadata__ must be an object of strings");
+      if (val.kind != json::Value::Object) fail("__metadata__ must be an object of strings");
       for (const auto& [mk, mv] : val.object) {
-        if (mv.kind != Json::String) fail(str_cat("__metadata__ value for '", mk, "' must be a string"));
+        if (mv.kind != json::Value::String) fail(str_cat("__metadata__ value for '", mk, "' must be a string"));
         out.metadata[mk] = mv.str;
       }
       continue;

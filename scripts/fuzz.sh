@@ -6,6 +6,7 @@
 #    (made with --system-site-packages; `pip install atheris` is tried once), skipped with
 #    the reason when atheris or the built extension (BIGMODEL_BUILD_DIR) is missing.
 # New inputs go to build-fuzz/corpus_<name>/, crashing inputs to build-fuzz/artifacts/<name>/.
+# FUZZ_ONLY="tokenizer idx" runs only those targets (names without fuzz_), SECONDS split among them.
 # Exit 0: no crash; 1: a crash or a build failure; 77: clang or libFuzzer is not installed
 # (apt-get install clang-14 libclang-rt-14-dev), nothing was run.
 set -euo pipefail
@@ -26,6 +27,9 @@ if ! "$CXX_FUZZ" -fsanitize=fuzzer,address,undefined "$probe/p.cpp" -o "$probe/p
   head -3 "$probe/err"; exit 77
 fi
 
+# selected fuzz_NAME: true when FUZZ_ONLY is unset or lists NAME.
+selected() { [ -z "${FUZZ_ONLY:-}" ] || [[ " $FUZZ_ONLY " == *" ${1#fuzz_} "* ]]; }
+
 # ---- the Python side: atheris in a venv beside the build (tried once; skipped if unavailable)
 PY_BUILD_DIR="${BIGMODEL_BUILD_DIR:-$ROOT/build}"
 VENV="$BUILD/venv"
@@ -45,7 +49,7 @@ elif ! "$VENV/bin/python" -c "import atheris" 2>/dev/null; then
 elif ! ls "$PY_BUILD_DIR"/python/bigmodel/_C*.so >/dev/null 2>&1; then
   py_skip="the extension is not built in $PY_BUILD_DIR (set BIGMODEL_BUILD_DIR)"
 else
-  for f in "$FUZZ_DIR"/fuzz_*.py; do [ -e "$f" ] && py_targets+=("$(basename "$f" .py)"); done
+  for f in "$FUZZ_DIR"/fuzz_*.py; do [ -e "$f" ] && selected "$(basename "$f" .py)" && py_targets+=("$(basename "$f" .py)"); done
 fi
 
 # ---- the C++ side: build every target; one that fails to build fails the run, the others still run
@@ -59,6 +63,7 @@ fi
 cpp_targets=()
 for f in "$FUZZ_DIR"/fuzz_*.cpp; do
   name="$(basename "$f" .cpp)"
+  selected "$name" || continue
   if [ -x "$BUILD/$name" ]; then cpp_targets+=("$name"); else echo "fuzz: $name did not build"; status=1; fi
 done
 

@@ -2,6 +2,8 @@
 // Tensor class whose methods each op family's bind_*.cpp adds.
 #include "python/src/common.h"
 
+#include "core/dispatch.h"
+
 namespace bigmodel::python {
 
 Shape shape_from_args(const py::args& args, const char* op) {
@@ -24,6 +26,17 @@ Device device_from(const py::object& obj, Device fallback) {
   return obj.cast<Device>();
 }
 
+// core/dispatch.h's kernel-call hook: kernels over enough elements run with the GIL
+// released, so Python threads overlap their math. Only a thread holding the GIL releases
+// it: nested kernels and C++ threads (data loader workers) pass through untouched.
+void* release_gil_for_kernel() {
+  return PyGILState_Check() ? static_cast<void*>(PyEval_SaveThread()) : nullptr;
+}
+void restore_gil_after_kernel(void* state) {
+  if (state) PyEval_RestoreThread(static_cast<PyThreadState*>(state));
+}
+const KernelCallHook kReleaseGilHook{&release_gil_for_kernel, &restore_gil_after_kernel};
+
 }  // namespace bigmodel::python
 
 using namespace bigmodel;
@@ -31,6 +44,9 @@ using namespace bigmodel::python;
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "bigmodel C++ core";
+  g_kernel_call_hook.store(&kReleaseGilHook);
+  // For bench/bench_threads.py and tests: turn the GIL release around kernels off and on.
+  m.def("_set_kernel_gil_release", [](bool on) { g_kernel_call_hook.store(on ? &kReleaseGilHook : nullptr); });
 
   static py::exception<OutOfMemoryError> oom(m, "OutOfMemoryError", PyExc_RuntimeError);
   py::register_exception_translator([](std::exception_ptr p) {
