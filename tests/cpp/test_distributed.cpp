@@ -12,7 +12,9 @@ namespace dist = bigmodel::distributed;
 TEST(Distributed, BackendErrors) {
   EXPECT_FALSE(dist::is_initialized());
   EXPECT_THROW(dist::default_group("all_reduce"), Error);
-  if (!cuda::is_available()) EXPECT_THROW(dist::init_process_group("nccl"), Error);  // no GPU, or no NCCL
+  if (!cuda::is_available()) {  // without a GPU (or without NCCL) the nccl backend refuses
+    EXPECT_THROW(dist::init_process_group("nccl"), Error);
+  }
   EXPECT_THROW(dist::init_process_group("gloo"), ValueError);
   EXPECT_FALSE(dist::is_initialized());
 }
