@@ -10,6 +10,7 @@ BM_DEFINE_KERNEL(quantize_int8_kernel);
 BM_DEFINE_KERNEL(dequantize_int8_kernel);
 BM_DEFINE_KERNEL(int8_gemm_kernel);
 BM_DEFINE_KERNEL(int8_im2col_kernel);
+BM_DEFINE_KERNEL(int8_conv2d_kernel);
 
 namespace {
 
@@ -144,6 +145,12 @@ Tensor quantized_conv2d(const Tensor& input, const Tensor& weight_q, const Shape
   Conv2dParams p;
   p.stride_h = stride[0], p.stride_w = stride[1], p.pad_h = padding[0], p.pad_w = padding[1];
   p.dilation_h = dilation[0], p.dilation_w = dilation[1];
+  if (int8_conv2d_kernel.table[static_cast<int>(input.device().type)]) {  // fused: NCHW straight out
+    Tensor out = Tensor::empty({N, O, oh, ow}, DType::Float32, input.device());
+    int8_conv2d_kernel.get(input.device())(out, contiguous(input.detach()), contiguous(weight_q.detach()), s_in, s_w,
+                                           bi, kh, kw, p);
+    return out;
+  }
   Tensor cols = Tensor::empty({N * oh * ow, int8_words(K)}, DType::Int32, input.device());
   int8_im2col_kernel.get(input.device())(cols, contiguous(input.detach()), s_in, kh, kw, oh, ow, p);
   Tensor y = Tensor::empty({N * oh * ow, O}, DType::Float32, input.device());

@@ -34,6 +34,13 @@ BM_DECLARE_KERNEL(int8_gemm_kernel, void (*)(const Tensor& out, const Tensor& a,
 BM_DECLARE_KERNEL(int8_im2col_kernel, void (*)(const Tensor& out, const Tensor& input, const Tensor& scale,
                                                int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                                                const Conv2dParams& p));
+// Optional fused convolution (registered on the CPU only; other devices use im2col + GEMM):
+// out Float32 [N, O, oH, oW] contiguous; input [N, C, H, W] contiguous floating; weight_q
+// packed [O, int8_words(C*kH*kW)] contiguous; input_scale Float32 [1]; weight_scale Float32
+// [O] or [1]; bias Float32 [O] or undefined. Same result as im2col + int8_gemm + NCHW.
+BM_DECLARE_KERNEL(int8_conv2d_kernel, void (*)(const Tensor& out, const Tensor& input, const Tensor& weight_q,
+                                               const Tensor& input_scale, const Tensor& weight_scale,
+                                               const Tensor& bias, int64_t kh, int64_t kw, const Conv2dParams& p));
 
 // x [R, K] floating (any strides), scale Float32 [R] or [1] -> packed Int32 [R, K4].
 Tensor quantize_int8(const Tensor& x, const Tensor& scale);

@@ -2,10 +2,10 @@
 // and per-thread accumulators for the weight gradient. float16 / bfloat16 run in float32.
 // Batches are split over OpenMP threads with BLAS held to one thread inside (the column
 // matrix of one image then stays in that core's cache); one image leaves the threads to BLAS.
-// float32 stride-1 forward convolutions with kernels above 1x1 skip im2col: a direct AVX2
-// kernel (below). Both gradients stay im2col / col2im + sgemm (the input gradient as a
-// direct convolution of the padded output gradient with the flipped kernel measured slower:
-// PERF.md, "CPU convolution").
+// float32 stride-1 convolutions with kernels above 1x1 skip im2col: direct AVX2 kernels
+// (below) for the forward, the input gradient (the padded output gradient convolved with the
+// flipped kernel) and the weight gradient (a reduction over the batch); measurements in
+// PERF.md, "CPU convolution".
 #include <cblas.h>
 
 #include <algorithm>
@@ -246,10 +246,21 @@ std::vector<float> pack_direct_weights(const float* w, const DirectShape& d, boo
   return packed;
 }
 
+// Row tiles (below) waste lanes and accumulators where oW is not a multiple of 24 (26 ->
+// 13 + 13: 2 vectors of 8 for 13 columns, 8 accumulators); flattened tiles waste the
+// kW - 1 padding columns of each row instead. Take the one with more useful lanes, row
+// tiles of fewer than 3 vectors counted at their measured speed (~0.8 of a full tile).
+inline bool use_flat_tiles(const DirectShape& d) {
+  const int64_t tiles = (d.oW + 23) / 24, tile_w = (d.oW + tiles - 1) / tiles, nv = (tile_w + 7) / 8;
+  const double row = static_cast<double>(d.oW) / static_cast<double>(tiles * nv * 8) * (nv == 3 ? 1.0 : 0.8);
+  const double flat = static_cast<double>(d.oW) / static_cast<double>(d.Wp());
+  return d.oH > 1 && flat > row;
+}
+
 #ifdef BM_VEC_X86
 template <int NV>
 BM_TARGET_AVX2 inline void direct_tile(const float* x, const float* wb, const DirectShape& d, float* const* rows,
-                                       int nq, int64_t valid, const float* bias4) {
+                                       int nq, int64_t valid, const float* bias4, float* all = nullptr) {
   // Every index into acc is a compile-time constant (unrolled loops), so the 4 x NV
   // accumulators live in registers for the whole reduction.
   __m256 acc[4][NV];
@@ -274,6 +285,13 @@ BM_TARGET_AVX2 inline void direct_tile(const float* x, const float* wb, const Di
       }
     }
   }
+  if (all != nullptr) {  // flattened tiles: every lane to all[4][8 * NV], the caller scatters
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(all + q * 8 * NV + 8 * v, acc[q][v]);
+    return;
+  }
   if (nq == 4 && valid == 8 * NV) {  // the common full tile: straight vector stores
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
@@ -296,11 +314,35 @@ BM_TARGET_AVX2 inline void direct_tile(const float* x, const float* wb, const Di
 BM_TARGET_AVX2 void direct_image(const float* xp, const float* packed, const float* bias, const DirectShape& d,
                                  float* y) {
   const int64_t blocks = (d.O + 3) / 4, taps = d.C * d.kH * d.kW;
+  const bool flat = use_flat_tiles(d);
   for (int64_t ob = 0; ob < blocks; ++ob) {
     const int nq = static_cast<int>(std::min<int64_t>(4, d.O - ob * 4));
     float bias4[4] = {0, 0, 0, 0};
     for (int q = 0; q < nq; ++q) bias4[q] = bias ? bias[ob * 4 + q] : 0.0f;
     const float* wb = packed + ob * taps * 4;
+    if (flat) {
+      // Flattened tiles: output position p = oh * Wp + ow over the padded width, so input
+      // tap (kh, kw) of the whole tile sits at xp + p + kh * Wp + kw and every tile is 24
+      // lanes (12 accumulators) even where oW is not a multiple of 8; lanes with ow >= oW
+      // are computed and dropped (reads past the plane stay in the 32-float slack).
+      const int64_t Wp = d.Wp(), P = (d.oH - 1) * Wp + d.oW;
+      alignas(32) float res[4 * 24];
+      for (int64_t p0 = 0; p0 < P; p0 += 24) {
+        direct_tile<3>(xp + p0, wb, d, nullptr, nq, 24, bias4, res);
+        const int64_t end = std::min(P, p0 + 24);
+        for (int64_t p = p0; p < end;) {
+          const int64_t oh = p / Wp, ow = p % Wp, seg = std::min(end - p, Wp - ow);
+          const int64_t n = std::max<int64_t>(0, std::min(seg, d.oW - ow));
+          for (int q = 0; q < nq; ++q) {
+            float* dst = y + ((ob * 4 + q) * d.oH + oh) * d.oW + ow;
+            const float* src = res + q * 24 + (p - p0);
+            for (int64_t l = 0; l < n; ++l) dst[l] = src[l] + bias4[q];
+          }
+          p += seg;
+        }
+      }
+      continue;
+    }
     // Rows split into equal tiles of at most 24 columns (26 -> 13 + 13, not 24 + 2): a
     // narrow last tile would run on 4 accumulators, too few to hide the FMA latency.
     const int64_t tiles = (d.oW + 23) / 24, tile_w = (d.oW + tiles - 1) / tiles;
@@ -368,6 +410,112 @@ void direct_backward_input(const float* gy, const float* w, float* gx, const Geo
     }
   };
   for_each_image<Scratch<float>>(g, make, body, [](Scratch<float>&) {});
+}
+
+// Weight gradient: dw[o, c, kh, kw] = sum_{oh, ow} dy[o, oh, ow] * xp[c, oh + kh, ow + kw]
+// summed over the batch (oneDNN's backward-weights scheme instead of im2col + one sgemm per
+// image, which packs both operands for a short 64 x 288 x 576 product each image). One tile
+// is 4 output channels x NK (<= 3) neighbouring kw taps of one (c, kh): 4 * NK accumulators
+// of 8 output columns, 4 dy loads + NK input loads per 4 * NK FMAs, over the whole image;
+// the 8 lanes are summed once per tile and image. Row tails use masked loads for both
+// operands, so lanes past a row's end add exact zeros (no 0 * inf from the slack).
+#ifdef BM_VEC_X86
+template <int NK>
+BM_TARGET_AVX2 inline void wgrad_tile(const float* xp, const float* const* gy, const DirectShape& d, float* out[4]) {
+  __m256 acc[4][NK];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 3
+    for (int j = 0; j < NK; ++j) acc[q][j] = _mm256_setzero_ps();
+  const int64_t Wp = d.Wp(), full = d.oW / 8 * 8, tail = d.oW - full;
+  alignas(32) int32_t lanes[8];
+  for (int l = 0; l < 8; ++l) lanes[l] = l < tail ? -1 : 0;
+  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  for (int64_t oh = 0; oh < d.oH; ++oh) {
+    const float* xr = xp + oh * Wp;
+    const int64_t go = oh * d.oW;
+    for (int64_t ow = 0; ow < full; ow += 8) {
+      __m256 xv[NK];
+#pragma GCC unroll 3
+      for (int j = 0; j < NK; ++j) xv[j] = _mm256_loadu_ps(xr + ow + j);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const __m256 g = _mm256_loadu_ps(gy[q] + go + ow);
+#pragma GCC unroll 3
+        for (int j = 0; j < NK; ++j) acc[q][j] = _mm256_fmadd_ps(g, xv[j], acc[q][j]);
+      }
+    }
+    if (tail) {
+      __m256 xv[NK];
+#pragma GCC unroll 3
+      for (int j = 0; j < NK; ++j) xv[j] = _mm256_maskload_ps(xr + full + j, mask);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const __m256 g = _mm256_maskload_ps(gy[q] + go + full, mask);
+#pragma GCC unroll 3
+        for (int j = 0; j < NK; ++j) acc[q][j] = _mm256_fmadd_ps(g, xv[j], acc[q][j]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 3
+    for (int j = 0; j < NK; ++j) {
+      const __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[q][j]), _mm256_extractf128_ps(acc[q][j], 1));
+      const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      out[q][j] += _mm_cvtss_f32(_mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1)));
+    }
+}
+
+// One image, one group: dw [O, C, kH, kW] += from xp [C, Hp, Wp] and dy [O, oH, oW]. Output
+// channels past O (last block) read the block's last channel and write a scratch row.
+BM_TARGET_AVX2 void wgrad_image(const float* xp, const float* gy, const DirectShape& d, float* dw) {
+  const int64_t L = d.oH * d.oW, khw = d.kH * d.kW, Hp = d.Hp();
+  float spare[3] = {0, 0, 0};
+  for (int64_t o0 = 0; o0 < d.O; o0 += 4) {
+    const int nq = static_cast<int>(std::min<int64_t>(4, d.O - o0));
+    const float* rows[4];
+    for (int q = 0; q < 4; ++q) rows[q] = gy + (o0 + std::min(q, nq - 1)) * L;
+    for (int64_t c = 0; c < d.C; ++c) {
+      for (int64_t kh = 0; kh < d.kH; ++kh) {
+        const float* x = xp + (c * Hp + kh) * d.Wp();
+        for (int64_t kw = 0; kw < d.kW; kw += 3) {
+          float* out[4];
+          for (int q = 0; q < 4; ++q) out[q] = q < nq ? dw + ((o0 + q) * d.C + c) * khw + kh * d.kW + kw : spare;
+          const int64_t nk = std::min<int64_t>(3, d.kW - kw);
+          if (nk == 3) wgrad_tile<3>(x + kw, rows, d, out);
+          else if (nk == 2) wgrad_tile<2>(x + kw, rows, d, out);
+          else wgrad_tile<1>(x + kw, rows, d, out);
+        }
+      }
+    }
+  }
+}
+#else
+void wgrad_image(const float*, const float*, const DirectShape&, float*) {}
+#endif
+
+// Over the batch: each thread pads its images into its own plane and sums into its own dw.
+void direct_backward_weight(const float* x, const float* gy, float* gw, const Geometry& g) {
+  const DirectShape d{g.Cg, g.Og, g.kH, g.kW, g.oH, g.oW};
+  std::vector<float> total(static_cast<size_t>(g.O * g.K), 0.0f);
+  auto make = [&] {
+    Scratch<float> s;
+    s.col.resize(d.padded_size());
+    s.grad.assign(static_cast<size_t>(g.O * g.K), 0.0f);
+    return s;
+  };
+  auto body = [&](int64_t n, Scratch<float>& s) {
+    for (int64_t grp = 0; grp < g.p.groups; ++grp) {
+      pad_plane(x + (n * g.C + grp * g.Cg) * g.H * g.W, g.H, g.W, g.p.pad_h, g.p.pad_w, d, s.col.data());
+      wgrad_image(s.col.data(), gy + (n * g.O + grp * g.Og) * g.L, d, s.grad.data() + grp * g.Og * g.K);
+    }
+  };
+  auto finish = [&](Scratch<float>& s) {
+    for (int64_t i = 0; i < g.O * g.K; ++i) total[i] += s.grad[i];
+  };
+  for_each_image<Scratch<float>>(g, make, body, finish);
+  std::copy(total.begin(), total.end(), gw);
 }
 
 template <typename T>
@@ -484,6 +632,12 @@ void backward_weight_typed(const Tensor& grad_weight, const Tensor& grad_output,
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(input, grad_weight, grad_output, p);
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct(g, g.Og)) {
+      direct_backward_weight(input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(), g);
+      return;
+    }
+  }
   const T* gy = grad_output.data<T>();
   const T* x = input.data<T>();
   const bool direct = g.direct() && same;

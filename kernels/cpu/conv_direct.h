@@ -1,7 +1,7 @@
 // Switch for the CPU convolution's direct path (kernels/cpu/conv.cpp): float32 stride-1,
-// dilation-1 forward convolutions with a kernel larger than 1x1 run as a register-blocked
-// AVX2/FMA direct convolution instead of im2col + sgemm. Tests and benches turn it off to
-// compare against the im2col path.
+// dilation-1 convolutions with a kernel larger than 1x1 run their forward, input gradient
+// and weight gradient as register-blocked AVX2/FMA kernels instead of im2col + sgemm. Tests
+// and benches turn it off to compare against the im2col path.
 #pragma once
 
 namespace bigmodel::cpu {

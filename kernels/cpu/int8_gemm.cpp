@@ -1,42 +1,18 @@
 // CPU kernels of the int8 family (core/ops/quant.h): quantize / dequantize rows, quantize +
-// im2col for convolutions, and the int8 GEMM. The GEMM packs both operands into int16 pairs
-// and runs a 6x16 register-tiled micro-kernel on AVX2 (vpmaddwd: 16 exact multiply-adds per
-// instruction, int32 accumulators), chosen at run time; other CPUs use a portable loop.
-#include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
+// im2col for convolutions (the generic path; the CPU runs int8_conv.cpp's fused kernel), and
+// the int8 GEMM. The GEMM packs both operands into int16 pairs and runs a 6x16 register-tiled
+// micro-kernel on AVX2 (vpmaddwd: 16 exact multiply-adds per instruction, int32 accumulators),
+// chosen at run time; other CPUs use a portable loop. A with <= 4 rows skips the packing.
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/quant.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define BM_INT8_X86 1
-#endif
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the packed int8 layout assumes a little-endian host"
-#endif
+#include "kernels/cpu/int8_kernels.h"
 
 namespace bigmodel::cpu {
 namespace {
 
-constexpr int kMR = 6;   // rows of A per micro-tile
-constexpr int kNR = 16;  // columns of B per micro-tile (two AVX2 registers of int32)
-constexpr int64_t kParallelWork = int64_t{1} << 16;
-
-inline const int8_t* row_bytes(const int32_t* base, int64_t row, int64_t words) {
-  return reinterpret_cast<const int8_t*>(base + row * words);
-}
-
-// Symmetric rounding to [-127, 127]; ties to even (nearbyint in the default rounding mode),
-// NaN to 0. Done in double so the result matches a float64 reference exactly.
-inline int8_t quantize_value(double x, double scale) {
-  const double q = std::nearbyint(x / scale);
-  if (!(q == q)) return 0;
-  return static_cast<int8_t>(std::min(127.0, std::max(-127.0, q)));
-}
+using namespace int8;  // the shared int8 helpers (kernels/cpu/int8_kernels.h)
 
 // ------------------------------------------------------------------ quantize / dequantize
 template <typename T>
@@ -49,6 +25,13 @@ void quantize_typed(const Tensor& out, const Tensor& x, const float* scale, bool
   for (int64_t r = 0; r < R; ++r) {
     int8_t* dst = reinterpret_cast<int8_t*>(o + r * words);
     const double s = scale[per_row ? r : 0];
+    if constexpr (std::is_same_v<T, float>) {
+      if (cs == 1) {  // the common case: contiguous float rows, eight values per step
+        quantize_span(xp + r * rs, K, s, dst);
+        for (int64_t k = K; k < words * 4; ++k) dst[k] = 0;
+        continue;
+      }
+    }
     for (int64_t k = 0; k < K; ++k) dst[k] = quantize_value(static_cast<compute_t<T>>(xp[r * rs + k * cs]), s);
     for (int64_t k = K; k < words * 4; ++k) dst[k] = 0;
   }
@@ -81,10 +64,14 @@ void im2col_typed(const Tensor& out, const Tensor& input, double scale, int64_t 
                   int64_t ow, const Conv2dParams& p) {
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   const int64_t total = N * C * H * W;
-  std::vector<int8_t> q(total);  // the input quantized once, then gathered
+  int8_t* q = scratch<int8_t, 1>(total);  // the input quantized once, then gathered
   const T* in = input.data<T>();
+  if constexpr (std::is_same_v<T, float>) {
+    quantize_span(in, total, scale, q);
+  } else {
 #pragma omp parallel for schedule(static) if (total > kParallelWork)
-  for (int64_t i = 0; i < total; ++i) q[i] = quantize_value(static_cast<compute_t<T>>(in[i]), scale);
+    for (int64_t i = 0; i < total; ++i) q[i] = quantize_value(static_cast<compute_t<T>>(in[i]), scale);
+  }
   const int64_t words = out.size(1), rows = N * oh * ow;
   int32_t* o = out.data<int32_t>();
 #pragma omp parallel for schedule(static) if (rows * words > kParallelWork / 4)
@@ -95,7 +82,7 @@ void im2col_typed(const Tensor& out, const Tensor& input, double scale, int64_t 
     int8_t* dst = reinterpret_cast<int8_t*>(o + r * words);
     int64_t col = 0;
     for (int64_t c = 0; c < C; ++c) {
-      const int8_t* plane = q.data() + (n * C + c) * H * W;
+      const int8_t* plane = q + (n * C + c) * H * W;
       for (int64_t i = 0; i < kh; ++i, col += kw) {
         const int64_t iy = y0 + i * p.dilation_h;
         if (iy < 0 || iy >= H) {
@@ -123,116 +110,6 @@ void im2col_cpu(const Tensor& out, const Tensor& input, const Tensor& scale, int
   BM_DISPATCH_FLOATING(input.dtype(), "quantized_conv2d", [&] {
     im2col_typed<scalar_t>(out, input, s, kh, kw, oh, ow, p);
   });
-}
-
-// ------------------------------------------------------------------ GEMM
-// Packed operands, K in pairs (P = ceil(k/2)); bytes at k and beyond are never read, so pad
-// bytes of the inputs never matter.
-//   B panel (16 columns): for each pair j, 16 x (b[n][2j], b[n][2j+1]) as int16 = two registers.
-//   A tile (6 rows): for each pair j, 6 int32 words holding (a[m][2j], a[m][2j+1]) as int16.
-inline int32_t pair_word(int8_t lo, int8_t hi) {
-  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(int16_t{lo})) |
-                              (static_cast<uint32_t>(static_cast<uint16_t>(int16_t{hi})) << 16));
-}
-
-void pack_b_panel(const int32_t* b, int64_t N, int64_t words, int64_t k, int64_t panel, int64_t P, int16_t* dst) {
-  const int64_t full = k / 2;  // pairs with both bytes inside k
-  for (int c = 0; c < kNR; ++c) {
-    const int64_t n = panel * kNR + c;
-    int16_t* d = dst + 2 * c;
-    if (n >= N) {
-      for (int64_t j = 0; j < P; ++j) d[j * 2 * kNR] = d[j * 2 * kNR + 1] = 0;
-      continue;
-    }
-    const int8_t* row = row_bytes(b, n, words);
-    for (int64_t j = 0; j < full; ++j) {
-      d[j * 2 * kNR] = row[2 * j];
-      d[j * 2 * kNR + 1] = row[2 * j + 1];
-    }
-    if (full < P) {  // odd k: the last pair's second byte is outside
-      d[full * 2 * kNR] = row[2 * full];
-      d[full * 2 * kNR + 1] = 0;
-    }
-  }
-}
-
-void pack_a_tile(const int32_t* a, int64_t M, int64_t words, int64_t k, int64_t tile, int64_t P, int32_t* dst) {
-  const int64_t full = k / 2;
-  for (int r = 0; r < kMR; ++r) {
-    const int64_t m = tile * kMR + r;
-    if (m >= M) {
-      for (int64_t j = 0; j < P; ++j) dst[j * kMR + r] = 0;
-      continue;
-    }
-    const int8_t* row = row_bytes(a, m, words);
-    for (int64_t j = 0; j < full; ++j) dst[j * kMR + r] = pair_word(row[2 * j], row[2 * j + 1]);
-    if (full < P) dst[full * kMR + r] = pair_word(row[2 * full], 0);
-  }
-}
-
-// acc[6][16] = A tile . B panel over P pairs.
-void micro_portable(const int32_t* ap, const int16_t* bp, int64_t P, int32_t* acc) {
-  std::fill(acc, acc + kMR * kNR, 0);
-  for (int64_t j = 0; j < P; ++j) {
-    const int16_t* bj = bp + j * 2 * kNR;
-    for (int r = 0; r < kMR; ++r) {
-      const uint32_t w = static_cast<uint32_t>(ap[j * kMR + r]);
-      const int32_t lo = static_cast<int16_t>(w & 0xffff), hi = static_cast<int16_t>(w >> 16);
-      for (int c = 0; c < kNR; ++c) acc[r * kNR + c] += lo * bj[2 * c] + hi * bj[2 * c + 1];
-    }
-  }
-}
-
-#ifdef BM_INT8_X86
-__attribute__((target("avx2"))) void micro_avx2(const int32_t* ap, const int16_t* bp, int64_t P, int32_t* acc) {
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (int64_t j = 0; j < P; ++j) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + j * 2 * kNR));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + j * 2 * kNR + kNR));
-    const int32_t* a = ap + j * kMR;
-    __m256i x = _mm256_set1_epi32(a[0]);
-    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, b0));
-    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, b1));
-    x = _mm256_set1_epi32(a[1]);
-    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, b0));
-    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, b1));
-    x = _mm256_set1_epi32(a[2]);
-    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, b0));
-    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, b1));
-    x = _mm256_set1_epi32(a[3]);
-    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, b0));
-    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, b1));
-    x = _mm256_set1_epi32(a[4]);
-    c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(x, b0));
-    c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(x, b1));
-    x = _mm256_set1_epi32(a[5]);
-    c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(x, b0));
-    c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(x, b1));
-  }
-  __m256i* o = reinterpret_cast<__m256i*>(acc);
-  _mm256_storeu_si256(o + 0, c00), _mm256_storeu_si256(o + 1, c01), _mm256_storeu_si256(o + 2, c10);
-  _mm256_storeu_si256(o + 3, c11), _mm256_storeu_si256(o + 4, c20), _mm256_storeu_si256(o + 5, c21);
-  _mm256_storeu_si256(o + 6, c30), _mm256_storeu_si256(o + 7, c31), _mm256_storeu_si256(o + 8, c40);
-  _mm256_storeu_si256(o + 9, c41), _mm256_storeu_si256(o + 10, c50), _mm256_storeu_si256(o + 11, c51);
-}
-
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-}
-#endif
-
-using MicroKernel = void (*)(const int32_t*, const int16_t*, int64_t, int32_t*);
-
-// BIGMODEL_INT8_PORTABLE=1 forces the portable loop (the tests compare both paths).
-MicroKernel pick_micro() {
-  const char* force = std::getenv("BIGMODEL_INT8_PORTABLE");
-  if (force && force[0] == '1') return &micro_portable;
-#ifdef BM_INT8_X86
-  if (cpu_has_avx2()) return &micro_avx2;
-#endif
-  return &micro_portable;
 }
 
 // Writes a tile's accumulators into out: int32 as is, or float with the scale/bias epilogue.
@@ -264,6 +141,63 @@ struct Epilogue {
   }
 };
 
+#ifdef BM_INT8_X86
+// A with few rows (batch-1 linear layers): packing B into int16 pairs would cost as much as
+// the product itself, so each B row is read once as bytes and widened in registers.
+constexpr int64_t kFewRows = 4;
+
+__attribute__((target("avx2"))) inline int32_t hsum_avx2(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// acc + (a16 row chunk) . (widened B chunk), eight int32 lanes of pair sums.
+__attribute__((target("avx2"))) inline __m256i madd_chunk(const int16_t* ap, __m256i bw, __m256i acc) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ap)), bw));
+}
+
+__attribute__((target("avx2"))) void gemm_few_rows_avx2(const int32_t* a, const int32_t* b, int64_t M, int64_t N,
+                                                        int64_t words, int64_t k, const Epilogue& ep) {
+  const int64_t chunks = (k + 15) / 16, full = k / 16;
+  std::vector<int16_t> a16(static_cast<size_t>(kFewRows * chunks * 16), 0);  // rows >= M stay zero
+  for (int64_t m = 0; m < M; ++m) {
+    const int8_t* row = row_bytes(a, m, words);
+    for (int64_t i = 0; i < k; ++i) a16[m * chunks * 16 + i] = row[i];
+  }
+#pragma omp parallel for schedule(static) if (N * k > kParallelWork * 8)
+  for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+    int32_t acc[kMR * kNR] = {};
+    for (int64_t n = n0; n < std::min(N, n0 + kNR); ++n) {
+      const int8_t* row = row_bytes(b, n, words);
+      __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
+      for (int64_t j = 0; j < chunks; ++j) {
+        __m128i raw;
+        if (j < full) {
+          raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j * 16));
+        } else {  // the last partial chunk: never read past the row (a16 is zero beyond k)
+          alignas(16) int8_t tmp[16] = {};
+          std::memcpy(tmp, row + j * 16, static_cast<size_t>(k - j * 16));
+          raw = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+        }
+        const __m256i bw = _mm256_cvtepi8_epi16(raw);
+        const int16_t* ap = a16.data() + j * 16;
+        const int64_t ld = chunks * 16;
+        c0 = madd_chunk(ap, bw, c0);
+        if (M > 1) c1 = madd_chunk(ap + ld, bw, c1);
+        if (M > 2) c2 = madd_chunk(ap + 2 * ld, bw, c2);
+        if (M > 3) c3 = madd_chunk(ap + 3 * ld, bw, c3);
+      }
+      const int64_t c = n - n0;
+      acc[c] = hsum_avx2(c0), acc[kNR + c] = hsum_avx2(c1), acc[2 * kNR + c] = hsum_avx2(c2);
+      acc[3 * kNR + c] = hsum_avx2(c3);
+    }
+    ep.store(acc, 0, n0);
+  }
+}
+#endif
+
 void int8_gemm_cpu(const Tensor& out, const Tensor& a, const Tensor& b, int64_t k, const Tensor& a_scale,
                    const Tensor& b_scale, const Tensor& bias) {
   const int64_t M = a.size(0), N = b.size(0), words = a.size(1);
@@ -279,14 +213,19 @@ void int8_gemm_cpu(const Tensor& out, const Tensor& a, const Tensor& b, int64_t 
     ep.sb_per_col = b_scale.numel() != 1 || N == 1;
     ep.bias = bias.defined() ? bias.data<float>() : nullptr;
   }
+#ifdef BM_INT8_X86
+  if (M <= kFewRows && pick_micro() != &micro_portable) {
+    return gemm_few_rows_avx2(a.data<int32_t>(), b.data<int32_t>(), M, N, words, k, ep);
+  }
+#endif
   const int64_t P = (k + 1) / 2;
   const int64_t tiles = (M + kMR - 1) / kMR, panels = (N + kNR - 1) / kNR;
   const int32_t* ap = a.data<int32_t>();
   const int32_t* bpk = b.data<int32_t>();
   // B is packed once (it is the weight in linear layers, reused by every row tile).
-  std::vector<int16_t> bpack(static_cast<size_t>(panels * P * 2 * kNR));
+  int16_t* bpack = scratch<int16_t, 0>(panels * P * 2 * kNR);
 #pragma omp parallel for schedule(static) if (N * k > kParallelWork)
-  for (int64_t pnl = 0; pnl < panels; ++pnl) pack_b_panel(bpk, N, words, k, pnl, P, bpack.data() + pnl * P * 2 * kNR);
+  for (int64_t pnl = 0; pnl < panels; ++pnl) pack_b_panel(bpk, N, words, k, pnl, P, bpack + pnl * P * 2 * kNR);
   const MicroKernel micro = pick_micro();
   const bool parallel = M * N * std::max<int64_t>(k, 1) > kParallelWork * 4 && tiles * panels > 1;
 #pragma omp parallel if (parallel)
@@ -303,7 +242,7 @@ void int8_gemm_cpu(const Tensor& out, const Tensor& a, const Tensor& b, int64_t 
         pack_a_tile(ap, M, words, k, tile, P, apack.data());
         packed_tile = tile;
       }
-      micro(apack.data(), bpack.data() + pnl * P * 2 * kNR, P, acc);
+      micro(apack.data(), bpack + pnl * P * 2 * kNR, P, acc);
       ep.store(acc, tile * kMR, pnl * kNR);
     }
   }

@@ -9,6 +9,7 @@
 
 #include "core/ops/reduce_kernels.h"
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace bigmodel::cpu {
 namespace {
@@ -30,6 +31,69 @@ void reduce_rows(const Tensor& out, const Tensor& in, Init init, Step step) {
   });
 }
 
+// Float sums of contiguous rows (the trailing-dim pass of conv bias gradients): still double
+// accumulation, but 4 lanes x 4 independent chains instead of one dependent scalar add per
+// element (that chain ran ~300 M elements/s). Summation order differs from the scalar loop
+// only at double rounding.
+#ifdef BM_VEC_X86
+BM_TARGET_AVX2 double sum_row_avx2(const float* row, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(row + c)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm_loadu_ps(row + c + 4)));
+    a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm_loadu_ps(row + c + 8)));
+    a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm_loadu_ps(row + c + 12)));
+  }
+  for (; c + 4 <= n; c += 4) a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm_loadu_ps(row + c)));
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  double acc = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; c < n; ++c) acc += static_cast<double>(row[c]);
+  return acc;
+}
+BM_TARGET_AVX2 double sum_row_avx2(const double* row, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    a0 = _mm256_add_pd(a0, _mm256_loadu_pd(row + c));
+    a1 = _mm256_add_pd(a1, _mm256_loadu_pd(row + c + 4));
+    a2 = _mm256_add_pd(a2, _mm256_loadu_pd(row + c + 8));
+    a3 = _mm256_add_pd(a3, _mm256_loadu_pd(row + c + 12));
+  }
+  for (; c + 4 <= n; c += 4) a0 = _mm256_add_pd(a0, _mm256_loadu_pd(row + c));
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  double acc = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; c < n; ++c) acc += row[c];
+  return acc;
+}
+
+// Returns false (nothing done) where the vector path does not apply.
+template <typename T>
+bool sum_rows_vec(const Tensor& out, const Tensor& in) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (!vec::has_avx2_fma() || (out.dtype() != DType::Float32 && out.dtype() != DType::Float64)) return false;
+    const int64_t rows = in.size(0), cols = in.size(1);
+    const T* src = static_cast<const T*>(in.data_ptr());
+    BM_DISPATCH_FLOATING(out.dtype(), "sum", [&] {
+      if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+        scalar_t* dst = static_cast<scalar_t*>(out.data_ptr());
+        parallel_for(rows, rows * cols > kParallelGrain,
+                     [&](int64_t r) { dst[r] = static_cast<scalar_t>(sum_row_avx2(src + r * cols, cols)); });
+      }
+    });
+    return true;
+  } else {
+    (void)out, (void)in;
+    return false;
+  }
+}
+#else
+template <typename T>
+bool sum_rows_vec(const Tensor&, const Tensor&) { return false; }
+#endif
+
 template <typename T>
 void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in) {
   using A = acc_t<T>;
@@ -38,6 +102,7 @@ void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in) {
     case ReduceOp::Sum:
     case ReduceOp::Prod: {
       const bool is_sum = op == ReduceOp::Sum;
+      if (is_sum && sum_rows_vec<T>(out, in)) break;
       auto init = [is_sum] { return A(is_sum ? 0 : 1); };
       auto step = [is_sum](A acc, T v) { return is_sum ? acc + A(static_cast<C>(v)) : acc * A(static_cast<C>(v)); };
       if (out.dtype() == DType::Int64) reduce_rows<T, int64_t>(out, in, init, step);

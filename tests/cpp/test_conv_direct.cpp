@@ -1,7 +1,7 @@
 // The CPU convolution's direct stride-1 path (kernels/cpu/conv.cpp) against its im2col path:
-// forward and both gradients on random shapes with odd sizes, padding ('same' with an odd
-// total too), groups, dilation and stride (which keep im2col), bias or none, non-contiguous
-// input. Where the CPU lacks AVX2 + FMA both runs take im2col and agree trivially.
+// forward and both gradients (the direct weight gradient too) on random shapes with odd
+// sizes, padding ('same' with an odd total too), groups, dilation and stride (which keep
+// im2col), bias or none, non-contiguous input. Where the CPU lacks AVX2 + FMA both runs take im2col and agree trivially.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,6 +89,11 @@ TEST(ConvDirect, MatchesIm2colOnOddShapes) {
       {1, 2, 1, 17, 3, 1, 3, 0, 1, 1, 1, 1, true, false},     // a single row (conv1d-like)
       {1, 3, 9, 9, 4, 3, 3, 1, 1, 2, 1, 1, true, false},      // dilation: stays im2col
       {2, 3, 9, 10, 4, 3, 3, 1, 1, 1, 2, 1, true, false},     // stride 2: stays im2col
+      // weight-gradient tiles: 4 output channels x up to 3 kw taps, 8-column steps + masked tail
+      {3, 3, 7, 11, 5, 3, 1, 1, 0, 1, 1, 1, true, false},     // 3x1 kernel (1-tap tiles), O = 4 + 1
+      {2, 2, 6, 9, 7, 2, 4, 0, 2, 1, 1, 1, false, true},      // kW 4 -> 3 + 1 taps, transposed input
+      {2, 4, 5, 6, 8, 3, 3, 1, 1, 1, 1, 1, true, false},      // rows narrower than 8: tail only
+      {2, 8, 6, 19, 8, 3, 3, 1, 1, 1, 1, 2, true, true},      // groups of 4 output channels, tail 3
   };
   for (const Case& c : cases) check(c);
 }

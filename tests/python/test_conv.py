@@ -176,6 +176,59 @@ def test_conv2d_half_types_compute_in_float(rng, dtype):
     assert_close(bw.grad, gw, atol=tol * 16, rtol=tol)
 
 
+# Shapes for the direct weight-gradient kernel (float32, stride 1, dilation 1, >= 4 output
+# channels per group: tiles of 4 output channels x up to 3 kw taps, 8-column steps with a
+# masked row tail); float64, dilation and stride keep im2col + GEMM. Both against NumPy.
+# (N, C, H, W, O, kernel, padding, dilation, groups)
+WGRAD_CASES = [
+    (3, 3, 9, 13, 5, (3, 3), 1, 1, 1),       # O = 4 + 1, width 13 -> 8 + masked 5
+    (2, 2, 7, 10, 7, (2, 4), (0, 2), 1, 1),  # kW 4 -> 3 + 1 taps
+    (2, 3, 6, 5, 4, (5, 1), (2, 0), 1, 1),   # 1-tap tiles, rows narrower than 8
+    (2, 8, 6, 19, 8, (3, 3), 1, 1, 2),       # groups
+    (2, 3, 9, 12, 6, (3, 3), 1, 2, 1),       # dilation: stays im2col
+    (6, 4, 16, 16, 8, (3, 3), 0, 1, 1),      # batch split over threads (when there are two)
+]
+
+
+@pytest.mark.parametrize("case", WGRAD_CASES)
+@pytest.mark.parametrize("dtype", [bm.float32, bm.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_conv2d_weight_grad_direct_shapes(rng, case, dtype, layout):
+    n, c, h, w, o, k, padding, dilation, groups = case
+    x, wt, b = make(rng, n, c, h, w, o, k, groups, True)
+    if layout == "contiguous":
+        bx = bm.tensor(x, dtype=dtype)
+    else:  # same values, W-major strides
+        bx = bm.tensor(np.ascontiguousarray(x.transpose(0, 1, 3, 2)), dtype=dtype).transpose(2, 3)
+        assert not bx.is_contiguous()
+    bw = bm.tensor(wt, dtype=dtype, requires_grad=True)
+    bb = bm.tensor(b, dtype=dtype, requires_grad=True)
+    out = bm.conv2d(bx, bw, bb, padding=padding, dilation=dilation, groups=groups)
+    gy = rng.standard_normal(tuple(out.shape))
+    out.backward(bm.tensor(gy, dtype=dtype))
+    _, gw, gb = ref_conv2d_grads(x, wt, gy, 1, padding, dilation, groups)
+    tol = 1e-10 if dtype == bm.float64 else 1e-4
+    assert_close(bw.grad, gw, atol=tol * 10, rtol=tol)
+    assert_close(bb.grad, gb, atol=tol * 10, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [bm.float32, bm.float64])
+def test_row_sums_of_bias_gradients(rng, dtype):
+    # Bias gradients reduce contiguous rows (vectorised: 16-element steps, 4-element steps,
+    # scalar tail): lengths around those steps, and the {0, 2, 3} sum a conv bias takes.
+    for cols in (1, 3, 4, 5, 15, 16, 17, 31, 33, 576):
+        a = rng.standard_normal((6, cols))
+        t = bm.tensor(a, dtype=dtype)
+        tol = 1e-12 if dtype == bm.float64 else 1e-5
+        assert_close(t.sum(1), a.sum(1), atol=tol * cols, rtol=tol)
+    a = rng.standard_normal((3, 5, 7, 9))
+    assert_close(bm.tensor(a, dtype=dtype).sum((0, 2, 3)), a.sum((0, 2, 3)), atol=1e-4, rtol=1e-5)
+    # A row of large values of both signs: double accumulation keeps the small remainder.
+    big = np.array([[1e8, 1.0, -1e8, 2.0] * 5], dtype=np.float64)
+    assert_close(bm.tensor(big, dtype=dtype).sum(1), big.astype(np.float32 if dtype == bm.float32 else np.float64)
+                 .astype(np.float64).sum(1), atol=1e-9, rtol=0)
+
+
 def test_conv2d_empty_batch_gives_zero_weight_grad(rng):
     x = bm.zeros(0, 2, 5, 5, dtype=bm.float64)
     w = bm.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)

@@ -140,6 +140,31 @@ def test_quantized_conv2d_close_to_float(rng, stride, padding, dilation):
     assert tuple(q(x[0]).shape) == tuple(y.shape[1:])  # unbatched input
 
 
+@pytest.mark.parametrize("shape,out_ch,kernel,padding", [((2, 4, 11, 11), 13, 3, 0), ((1, 1, 28, 28), 32, 3, 0),
+                                                         ((3, 2, 6, 17), 7, (2, 3), 1)])
+def test_quantized_conv2d_fused_many_tiles(rng, shape, out_ch, kernel, padding):
+    # The CPU's fused kernel: whole and partial 16-position strips and 6-channel tiles.
+    conv = nn.Conv2d(shape[1], out_ch, kernel, padding=padding)
+    x = bm.tensor(rng.standard_normal(shape).astype(np.float32))
+    scale = float(x.abs().max()) / 127
+    q = Q.QuantizedConv2d.from_float(conv, scale)
+    xq = Q.quantize_per_tensor(x, scale=scale).dequantize()
+    exact = F.conv2d(xq, q.dequantized_weight(), conv.bias.detach(), padding=padding)
+    np.testing.assert_allclose(q(x).numpy(), exact.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_quantized_linear_few_rows_exact(rng, rows):
+    # One to four rows take the unpacked path (batch-1 inference).
+    lin = nn.Linear(1001, 21)
+    x = bm.tensor(rng.standard_normal((rows, 1001)).astype(np.float32))
+    scale = float(x.abs().max()) / 127
+    q = Q.QuantizedLinear.from_float(lin, scale)
+    xq = Q.quantize_per_tensor(x, scale=scale).dequantize().numpy().astype(np.float64)
+    exact = xq @ q.dequantized_weight().numpy().astype(np.float64).T + lin.bias.detach().numpy()
+    np.testing.assert_allclose(q(x).numpy(), exact, rtol=1e-5, atol=1e-4)
+
+
 class TinyCNN(nn.Module):
     def __init__(self):
         super().__init__()
