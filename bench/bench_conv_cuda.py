@@ -8,10 +8,10 @@ CUDA events after warm-up, median of repeats. One summary line per case with the
     python bench/bench_conv_cuda.py [--reps 20] [--quick]
 """
 import argparse
-import statistics
 import sys
 
 import bigmodel as bm
+from _cuda_timing import median_ms
 
 try:
     import torch
@@ -31,34 +31,6 @@ LAYERS = [
     ("article 1->32 3x3 28", 64, 1, 32, 28, 3, 1, 0),
     ("article 32->64 3x3 26", 64, 32, 64, 26, 3, 1, 0),
 ]
-
-
-def bm_time(fn, reps):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = bm.cuda.Event(enable_timing=True), bm.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def torch_time(fn, reps):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def fmt(ms):
@@ -92,7 +64,7 @@ def conv_case(layer, dtype_name, reps):
     for backend in ("ours", "cudnn"):
         bm.backends.conv = backend
         try:
-            res[backend] = (bm_time(fwd, reps), bm_time(fwd_bwd, reps))
+            res[backend] = (median_ms(fwd, bm.cuda.Event, reps), median_ms(fwd_bwd, bm.cuda.Event, reps))
         except RuntimeError as e:  # a build without cuDNN
             print(f"  {backend}: {e}")
             res[backend] = (None, None)
@@ -114,7 +86,7 @@ def conv_case(layer, dtype_name, reps):
             twg.grad = None
             torch.nn.functional.conv2d(txg, twg, stride=s, padding=p).backward(tgy)
 
-        res["torch"] = (torch_time(tfwd, reps), torch_time(tfwd_bwd, reps))
+        res["torch"] = (median_ms(tfwd, torch.cuda.Event, reps), median_ms(tfwd_bwd, torch.cuda.Event, reps))
     for i, mode in enumerate(("fwd", "fwd+bwd")):
         ours, cudnn, tch = res["ours"][i], res["cudnn"][i], res["torch"][i]
         mult = 1 if i == 0 else 3
@@ -128,7 +100,7 @@ def pool_cases(reps):
     n, c, hw = 32, 64, 112
     x = bm.randn(n, c, hw, hw).cuda()
     out = bm.empty(n, c, hw, hw, device="cuda")
-    ms = bm_time(lambda: out.copy_(x), reps)
+    ms = median_ms(lambda: out.copy_(x), bm.cuda.Event, reps)
     copy_gbs = 2 * x.numel() * 4 / ms / 1e6
     print(f"pool device copy f32 {n}x{c}x{hw}x{hw}: {ms:.3f} ms, {copy_gbs:.0f} GB/s")
     xg = x.detach().requires_grad_(True)
@@ -139,7 +111,7 @@ def pool_cases(reps):
     ]
     for name, fn, out_plane, indices in cases:
         with bm.no_grad():
-            ms = bm_time(fn, reps)
+            ms = median_ms(fn, bm.cuda.Event, reps)
         out_bytes = n * c * out_plane * (4 + (8 if indices else 0))
         gbs = (x.numel() * 4 + out_bytes) / ms / 1e6
         print(f"pool {name:26s} f32 fwd     {ms:8.3f} ms {gbs:6.0f} GB/s  vs copy {gbs / copy_gbs:5.2f}", flush=True)
@@ -149,7 +121,7 @@ def pool_cases(reps):
     def max_bwd():
         xg.grad = None
         bm.max_pool2d(xg, 3, 2, 1).backward(gy)
-    ms = bm_time(max_bwd, reps)
+    ms = median_ms(max_bwd, bm.cuda.Event, reps)
     gbs = (2 * x.numel() * 4 + gy.numel() * (4 + 8) * 2) / ms / 1e6  # fwd + zero + scatter
     print(f"pool {'max_pool2d fwd+bwd':26s} f32 fwd+bwd {ms:8.3f} ms {gbs:6.0f} GB/s  vs copy {gbs / copy_gbs:5.2f}",
           flush=True)

@@ -3,10 +3,10 @@ same-dtype device copy (cudaMemcpyAsync) and, where PyTorch with CUDA is importa
 op in PyTorch on the same GPU; timed with CUDA events after warm-up, median of repeats.
 Bytes counted: each input read once plus the output written once (random ops: output only).
 One summary line per case. Usage: python bench/bench_elementwise_cuda.py"""
-import statistics
 import sys
 
 import bigmodel as bm
+from _cuda_timing import median_ms
 
 try:  # the peer, when the machine has it
     import torch
@@ -14,34 +14,6 @@ try:  # the peer, when the machine has it
         torch = None
 except Exception:  # noqa: BLE001 - any import failure just drops the column
     torch = None
-
-
-def timed(fn, reps=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = bm.cuda.Event(enable_timing=True), bm.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def timed_torch(fn, reps=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def main():
@@ -56,8 +28,8 @@ def main():
     rows = []  # (name, ms, bytes moved, torch ms or None)
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = timed(fn)
-        tms = timed_torch(torch_fn) if (torch and torch_fn) else None
+        ms = median_ms(fn, bm.cuda.Event)
+        tms = median_ms(torch_fn, torch.cuda.Event) if (torch and torch_fn) else None
         rows.append((name, ms, nbytes, tms))
 
     case("copy f32 (memcpy)", lambda: out.copy_(a), 2 * 4 * n)

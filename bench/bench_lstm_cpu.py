@@ -14,37 +14,19 @@ the goal is <= 1).
 """
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/OpenBLAS/bigmodel load
 os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 import numpy as np  # noqa: E402
 
 import bigmodel as bm  # noqa: E402
+from _cpu_timing import time_alternating  # noqa: E402
 
 try:
     import torch
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 except ImportError:
     torch = None
-
-
-def time_alternating(steps, warmup, repeat):
-    """Warms every step up, then times them in turn; returns [(median ms, best ms, median CPU
-    ms)] per step (CPU: this process's user+system time, all threads)."""
-    for step in steps:
-        for _ in range(warmup):
-            step()
-    times = [[] for _ in steps]
-    cpu = [[] for _ in steps]
-    for _ in range(repeat):
-        for step, ts, cs in zip(steps, times, cpu):
-            c0, t0 = time.process_time(), time.perf_counter()
-            step()
-            ts.append(time.perf_counter() - t0)
-            cs.append(time.process_time() - c0)
-    return [(statistics.median(ts) * 1e3, min(ts) * 1e3, statistics.median(cs) * 1e3) for ts, cs in zip(times, cpu)]
 
 
 def bigmodel_step(x, target, hidden, layers):

@@ -6,10 +6,10 @@ Bytes counted: forward = input read + output written; layer_norm fwd+bwd = forwa
 x and grad read and grad_input written (the weight/bias gradients are O(cols));
 cross-entropy fwd+bwd = logits read twice + grad written. One summary line per case;
 'vs torch' > 1 means bigmodel is faster. Usage: python bench/bench_norm_cuda.py [--quick]"""
-import statistics
 import sys
 
 import bigmodel as bm
+from _cuda_timing import median_ms
 import bigmodel.nn.functional as F
 
 try:  # the peer, when the machine has it
@@ -20,28 +20,6 @@ except Exception:  # noqa: BLE001 - any import failure just drops the column
     torch = None
 
 ROTATE_BYTES = 256 << 20
-
-
-def median_ms(fn, event, reps):
-    for i in range(3):
-        fn(i)
-    times = []
-    for i in range(reps):
-        start, end = event(), event()
-        start.record()
-        fn(i)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def bm_event():
-    return bm.cuda.Event(enable_timing=True)
-
-
-def torch_event():
-    return torch.cuda.Event(enable_timing=True)
 
 
 def copies(make, nbytes):
@@ -58,8 +36,8 @@ def main():
     rows = []  # (name, ms, bytes, torch ms or None)
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = median_ms(fn, bm_event, reps)
-        tms = median_ms(torch_fn, torch_event, reps) if (torch and torch_fn) else None
+        ms = median_ms(fn, bm.cuda.Event, reps, pass_index=True)
+        tms = median_ms(torch_fn, torch.cuda.Event, reps, pass_index=True) if (torch and torch_fn) else None
         rows.append((name, ms, nbytes, tms))
 
     n = 1 << 28

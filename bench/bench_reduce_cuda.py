@@ -5,10 +5,10 @@ importable, the same op in PyTorch on the same GPU. CUDA events after warm-up, m
 Bytes counted: the input read once plus the output written once (copy: read + write).
 One summary line per case; "vs torch" > 1 means bigmodel is faster.
 Usage: python bench/bench_reduce_cuda.py"""
-import statistics
 import sys
 
 import bigmodel as bm
+from _cuda_timing import median_ms
 
 try:  # the peer, when the machine has it
     import torch
@@ -16,20 +16,6 @@ try:  # the peer, when the machine has it
         torch = None
 except Exception:  # noqa: BLE001 - any import failure just drops the column
     torch = None
-
-
-def timed(event_cls, fn, reps=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = event_cls(enable_timing=True), event_cls(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def main():
@@ -43,8 +29,8 @@ def main():
     rows = []  # (name, ms, bytes, torch ms or None)
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = timed(bm.cuda.Event, fn)
-        tms = timed(torch.cuda.Event, torch_fn) if (torch and torch_fn) else None
+        ms = median_ms(fn, bm.cuda.Event)
+        tms = median_ms(torch_fn, torch.cuda.Event) if (torch and torch_fn) else None
         rows.append((name, ms, nbytes, tms))
 
     def both(shape):
