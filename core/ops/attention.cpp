@@ -60,7 +60,12 @@ std::pair<Tensor, Tensor> composed_attention(const Tensor& q, const Tensor& k, c
                                              const Tensor& attn_mask, double dropout_p, bool is_causal, double sc,
                                              Generator* gen) {
   const int64_t L = q.size(-2), S = k.size(-2);
-  Tensor scores = mul(matmul(q, transpose(k, -2, -1)), Scalar(sc));
+  // The scale goes on whichever of q and the scores is smaller (q, unless the query is much
+  // longer than the head dim): one elementwise pass less over the [L, S] scores, forward and
+  // backward, on the CPU's composed path.
+  const bool scale_q = L * q.size(-1) <= L * S;
+  Tensor scores = scale_q ? matmul(mul(q, Scalar(sc)), transpose(k, -2, -1))
+                          : mul(matmul(q, transpose(k, -2, -1)), Scalar(sc));
   if (attn_mask.defined()) {
     BM_CHECK_VALUE(broadcasts_to(attn_mask.sizes(), scores.sizes()), kOp, "attn_mask of shape ",
                    shape_str(attn_mask.sizes()), " does not broadcast to the attention scores ",
