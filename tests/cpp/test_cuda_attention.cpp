@@ -15,13 +15,11 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/reduce.h"
 #include "core/ops/view.h"
+#include "tests/cpp/cuda_test_skip.h"
 
 using namespace bigmodel;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible (built_with_cuda=" << cuda::built_with_cuda() << ")"
 
 const Device kGpu(DeviceType::CUDA, 0);
 

@@ -13,13 +13,11 @@
 #include "core/ops/fused_optim.h"
 #include "core/ops/quant.h"
 #include "core/ops/rnn.h"
+#include "tests/cpp/cuda_test_skip.h"
 
 using namespace bigmodel;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible (built_with_cuda=" << cuda::built_with_cuda() << ")"
 
 const Device kGpu(DeviceType::CUDA, 0);
 const std::vector<int64_t> kSizes = {1, 7, 33, 1000, 1023, 40000};

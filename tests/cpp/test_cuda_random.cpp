@@ -16,13 +16,11 @@
 #include "core/ops/creation.h"
 #include "core/ops/view.h"
 #include "core/random.h"
+#include "tests/cpp/cuda_test_skip.h"
 
 using namespace bigmodel;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible (built_with_cuda=" << cuda::built_with_cuda() << ")"
 
 const Device kCpu;
 const Device kGpu(DeviceType::CUDA, 0);

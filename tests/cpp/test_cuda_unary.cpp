@@ -19,13 +19,11 @@
 #include "core/ops/shape_ops.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
+#include "tests/cpp/cuda_test_skip.h"
 
 using namespace bigmodel;
 
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible (built_with_cuda=" << cuda::built_with_cuda() << ")"
 
 const Device kGpu(DeviceType::CUDA, 0);
 const DType kFloats[] = {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16};
