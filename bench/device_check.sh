@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One command for a GPU machine: configure (Release, CUDA on, sm_90 by default) and build
-# with all cores, run the cuda test tier (ctest -R Cuda, pytest tests/python/test_cuda*.py,
-# both also under BIGMODEL_SYNC=1, and compute-sanitizer memcheck when present), run the
-# kernel benches that were built, print a short table last. Full logs go to
+# with all cores, run the cuda test tier (gtest Cuda*, pytest tests/python/test_cuda*.py,
+# both also under BIGMODEL_SYNC=1, compute-sanitizer memcheck and racecheck when present),
+# the NCCL tier in one process (tests/dist_cuda), the kernel benches (each prints one line
+# per case with its ratio to cuBLAS/cuDNN/PyTorch; later ones are skipped once
+# BENCH_DEADLINE_S, default 420 s, has passed), and print a short table last. Full logs go to
 # ${BIGMODEL_OUT:-bench/out}. Meant to finish in < 8 minutes on an H100/H200 with 16 cores.
+# NCCL and cuDNN come from /usr/local/cuda or, failing that, PyTorch's nvidia/* wheels.
 #
 # Environment: BIGMODEL_OUT (logs), BIGMODEL_DEVICE_BUILD (build dir, default build-device),
 # CUDA_ARCHS (default 90), JOBS (default nproc), PYTHON (a python with numpy and pytest),
@@ -145,6 +148,16 @@ if [ $TESTS_ON = 1 ] && [ -x "$BUILD/bigmodel_tests" ]; then
     rc=$?
     row "memcheck (copy/fill/transfer)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
       "$(count 'ERROR SUMMARY: [0-9]+ errors?' "$OUT/memcheck.log"); $(elapsed $t)"
+    # racecheck: the kernels that share data through shared memory (block reductions,
+    # softmax/norm rows, attention tiles), while the time budget allows.
+    if [ $(( $(date +%s) - T0 )) -lt "${SANITIZE_DEADLINE_S:-300}" ]; then
+      t=$(date +%s)
+      timeout 150 "$CS" --tool racecheck --error-exitcode 9 "$BUILD/bigmodel_tests" \
+        --gtest_filter='CudaReduce*:CudaSoftmax*:CudaLayerNorm*:CudaAttention*' >"$OUT/racecheck.log" 2>&1
+      rc=$?
+      row "racecheck (reduce/softmax/norm/attention)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
+        "$(count 'ERROR SUMMARY: [0-9]+ (errors?|hazards?)' "$OUT/racecheck.log"); $(elapsed $t)"
+    fi
   fi
 else
   row "C++ cuda tier" SKIP "no bigmodel_tests (GoogleTest missing or build failed)"
