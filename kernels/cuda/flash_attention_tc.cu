@@ -12,6 +12,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/flash_attention_common.cuh"
 #include "kernels/cuda/gemm_common.cuh"
+#include "kernels/cuda/flash_attention_tc.cuh"
 
 namespace bigmodel::cuda::flash {
 namespace {
@@ -24,61 +25,12 @@ using gemm_detail::ldmatrix_x4_trans;
 using gemm_detail::mma_16816;
 using gemm_detail::smem_addr;
 
-constexpr int kThreads = 128;  // 4 warps x 16 query rows
+constexpr int kThreads = kTcThreads;  // 4 warps x 16 query rows
 constexpr int kBM = 64;        // query rows per block
 constexpr int kBN = 64;        // keys per tile
 
 template <int DP>
-constexpr int tile_bytes() { return 64 * DP * 2; }
-template <int DP>
 constexpr int smem_bytes() { return 5 * tile_bytes<DP>(); }  // Q, then (K, V) x 2 stages
-
-// Byte offset of 16-byte chunk `chunk` of row `row` in a [64][DP] tile of halves. Rows are DP*2
-// bytes (64, 128 or 256); chunks are XOR-swizzled so that the 8 rows one ldmatrix phase reads
-// at one chunk column land in 8 different 16-byte bank groups.
-template <int DP>
-__device__ __forceinline__ uint32_t tile_off(int row, int chunk) {
-  if constexpr (DP == 32) return static_cast<uint32_t>(row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4));
-  else return static_cast<uint32_t>(row * (DP * 2) + ((chunk ^ (row & 7)) << 4));
-}
-
-// 64 rows from row0 of a [N, D] matrix (row stride `srow` elements, unit column stride) into a
-// swizzled tile; chunks past N or D are zero-filled (src bytes 0, nothing read).
-template <typename T, int DP>
-__device__ __forceinline__ void load_tile(uint32_t dst, const T* src, int64_t srow, int row0, int N, int D) {
-  constexpr int kChunks = DP / 8;
-#pragma unroll
-  for (int it = 0; it < 64 * kChunks / kThreads; ++it) {
-    const int i = threadIdx.x + it * kThreads;
-    const int r = i / kChunks, c = i % kChunks;
-    const int row = row0 + r, col = c * 8;
-    int bytes = 0;
-    const T* g = src;
-    if (row < N && col < D) {
-      bytes = min(D - col, 8) * 2;
-      g = src + static_cast<int64_t>(row) * srow + col;
-    }
-    cp_async_16(dst + tile_off<DP>(r, c), g, bytes);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-template <typename T>
-__device__ __forceinline__ float load_f(const void* base, int64_t off) {
-  return gemm_detail::to_float(static_cast<const T*>(base)[off]);
-}
 
 __device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 

@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/flash_attention_common.cuh"
 #include "kernels/cuda/gemm_common.cuh"
+#include "kernels/cuda/flash_attention_tc.cuh"
 
 namespace bigmodel::cuda::flash {
 namespace {
@@ -26,59 +27,14 @@ using gemm_detail::ldmatrix_x4_trans;
 using gemm_detail::mma_16816;
 using gemm_detail::smem_addr;
 
-constexpr int kThreads = 128;
+constexpr int kThreads = kTcThreads;
 constexpr int kBK = 64;  // keys per block (16 per warp)
 constexpr int kBQ = 64;  // queries per streamed tile
 
-template <int DP>
-constexpr int tile_bytes() { return 64 * DP * 2; }
 constexpr int kDsBytes = kBK * kBQ * 2;
 // K, V, Q, dO tiles, the dS^T tile, then lse and delta of the query tile.
 template <int DP>
 constexpr int smem_bytes() { return 4 * tile_bytes<DP>() + kDsBytes + 2 * kBQ * 4; }
-
-// Same swizzled [64][DP] layout as the forward (flash_attention_tc.cu).
-template <int DP>
-__device__ __forceinline__ uint32_t tile_off(int row, int chunk) {
-  if constexpr (DP == 32) return static_cast<uint32_t>(row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4));
-  else return static_cast<uint32_t>(row * (DP * 2) + ((chunk ^ (row & 7)) << 4));
-}
-
-template <typename T, int DP>
-__device__ __forceinline__ void load_tile(uint32_t dst, const T* src, int64_t srow, int row0, int N, int D) {
-  constexpr int kChunks = DP / 8;
-#pragma unroll
-  for (int it = 0; it < 64 * kChunks / kThreads; ++it) {
-    const int i = threadIdx.x + it * kThreads;
-    const int r = i / kChunks, c = i % kChunks;
-    const int row = row0 + r, col = c * 8;
-    int bytes = 0;
-    const T* g = src;
-    if (row < N && col < D) {
-      bytes = min(D - col, 8) * 2;
-      g = src + static_cast<int64_t>(row) * srow + col;
-    }
-    cp_async_16(dst + tile_off<DP>(r, c), g, bytes);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  const __half2 v = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-template <typename T>
-__device__ __forceinline__ float load_f(const void* base, int64_t off) {
-  return gemm_detail::to_float(static_cast<const T*>(base)[off]);
-}
 
 // acc[16 x 64] (8 n8 tiles) of this warp = A rows (16 of tile sA from row a0, k = DP) times
 // B^T where B is a [64][DP] tile (rows = the n index, K-contiguous).
