@@ -3,7 +3,6 @@ initialisation bounds, state_dict names as PyTorch spells them, the article's CN
 small ResNet, and a short real-data training run on Fashion-MNIST whose loss must fall."""
 import math
 import os
-import time
 
 import numpy as np
 import pytest
@@ -134,13 +133,11 @@ def test_article_cnn_learns_fashion_mnist_subset():
     model = ArticleCNN()
     opt = optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
     losses = []
-    start = time.perf_counter()
     for images, labels in loader:  # 24 steps
         loss = F.cross_entropy(model(images), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss))
-    assert time.perf_counter() - start < 60
     assert np.mean(losses[:3]) > 2.0
     assert np.mean(losses[-4:]) < 0.6 * np.mean(losses[:3]), losses
