@@ -3,30 +3,16 @@ checkpoint as an interrupted run's last periodic save would) and continued with 
 gives the same per-step losses, bit for bit, as the run that was never stopped. The example
 is imported and its main(argv) called in-process, at tiny sizes (two layers with dropout, so
 bigmodel's RNG state matters too)."""
-import importlib.util
 import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(ROOT, "examples", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _examples import load_example, make_fortunes
 
 
 @pytest.fixture
 def fortunes_root(tmp_path):
-    # A small fortunes-like text (the real files are not needed to test resuming).
-    words = "the quick brown fox jumps over a lazy dog while you will be happy today".split()
-    lines = [" ".join(words[(i * 5 + j * 3) % len(words)] for j in range(9)) for i in range(120)]
-    root = tmp_path / "fortunes"
-    root.mkdir()
-    (root / "cookies").write_text("\n%\n".join(lines), encoding="utf-8")
-    return str(root)
+    return make_fortunes(tmp_path)
 
 
 def lstm_args(root, out, *extra):
