@@ -1,6 +1,7 @@
 // The default process group and backend selection; the backends live in their own files.
 #include "distributed/process_group.h"
 
+#include <cstdlib>
 #include <mutex>
 
 #include "core/cuda_info.h"
@@ -36,6 +37,31 @@ class DeviceRoutedGroup : public ProcessGroup {
   ProcessGroupPtr mpi_, nccl_;
 };
 }  // namespace
+
+double collective_timeout_seconds() {
+  static const double seconds = [] {
+    const char* env = std::getenv("BIGMODEL_DIST_TIMEOUT");
+    if (!env || !*env) return 1800.0;
+    char* end = nullptr;
+    double v = std::strtod(env, &end);
+    BM_CHECK_VALUE(end && *end == 0, "init_process_group", "BIGMODEL_DIST_TIMEOUT must be a number of seconds, got '",
+                   env, "'");
+    return v;
+  }();
+  return seconds;
+}
+
+void check_rank_list(const std::vector<Tensor>& list, const Tensor& like, int world, const char* op) {
+  BM_CHECK_VALUE(static_cast<int>(list.size()) == world, op, "expected a list of ", world,
+                 " tensors (the world size), got ", list.size());
+  for (const Tensor& t : list) {
+    BM_CHECK_VALUE(t.defined(), op, "expected a tensor, got an undefined one");
+    BM_CHECK_SHAPE(t.sizes() == like.sizes(), op, "every tensor in the list must have shape ",
+                   shape_str(like.sizes()), "; got ", shape_str(t.sizes()));
+    BM_CHECK_DTYPE(t.dtype() == like.dtype(), op, "every tensor in the list must have dtype ",
+                   dtype_name(like.dtype()), "; got ", dtype_name(t.dtype()));
+  }
+}
 
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {

@@ -52,6 +52,13 @@ class ProcessGroup {
 };
 using ProcessGroupPtr = std::shared_ptr<ProcessGroup>;
 
+// Shared by the backends. Seconds a collective may wait (BIGMODEL_DIST_TIMEOUT, default
+// 1800; <= 0: forever); a malformed value raises ValueError naming the variable.
+double collective_timeout_seconds();
+// A per-rank list: `world` tensors, each shaped and typed like `like` (devices are the
+// backend's to check).
+void check_rank_list(const std::vector<Tensor>& list, const Tensor& like, int world, const char* op);
+
 // Creates the default group. backend: "mpi", "nccl", or "" (mpi for CPU training).
 // Throws Error when already initialised or when the backend was not built in.
 ProcessGroupPtr init_process_group(const std::string& backend = "");

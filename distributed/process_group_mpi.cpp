@@ -46,20 +46,6 @@ bool mpi_available() { return true; }
 
 namespace {
 
-// Seconds a collective may take before wait() gives up (BIGMODEL_DIST_TIMEOUT; <= 0: never).
-double collective_timeout_s() {
-  static const double seconds = [] {
-    const char* env = std::getenv("BIGMODEL_DIST_TIMEOUT");
-    if (!env || !*env) return 1800.0;
-    char* end = nullptr;
-    double v = std::strtod(env, &end);
-    BM_CHECK_VALUE(end && *end == 0, "init_process_group", "BIGMODEL_DIST_TIMEOUT must be a number of seconds, got '",
-                   env, "'");
-    return v;
-  }();
-  return seconds;
-}
-
 void mark_runtime_broken();
 
 // ---- Work: completion flag + error, set by the worker; finalize runs in wait() ----
@@ -70,7 +56,7 @@ class MpiWork : public Work {
 
   void wait() override {
     std::unique_lock<std::mutex> lock(mutex_);
-    const double timeout = collective_timeout_s();
+    const double timeout = collective_timeout_seconds();
     if (timeout > 0) {
       if (!cv_.wait_for(lock, std::chrono::duration<double>(timeout), [&] { return done_; })) {
         mark_runtime_broken();
@@ -381,15 +367,8 @@ class ProcessGroupMPI : public ProcessGroup {
  private:
   // A list with one tensor per rank, each shaped and typed like `like`, all on the CPU.
   void check_list(const std::vector<Tensor>& list, const Tensor& like, const char* name) const {
-    BM_CHECK_VALUE(static_cast<int>(list.size()) == size_, name, "expected a list of ", size_,
-                   " tensors (the world size), got ", list.size());
-    for (const Tensor& t : list) {
-      check_cpu(t, name);
-      BM_CHECK_SHAPE(t.sizes() == like.sizes(), name, "every tensor in the list must have shape ",
-                     shape_str(like.sizes()), "; got ", shape_str(t.sizes()));
-      BM_CHECK_DTYPE(t.dtype() == like.dtype(), name, "every tensor in the list must have dtype ",
-                     dtype_name(like.dtype()), "; got ", dtype_name(t.dtype()));
-    }
+    check_rank_list(list, like, size_, name);
+    for (const Tensor& t : list) check_cpu(t, name);
   }
 
   MpiRuntime& rt_;

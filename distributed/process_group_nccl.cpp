@@ -50,16 +50,6 @@ bool nccl_available() { return true; }
 
 namespace {
 
-double timeout_seconds() {
-  const char* env = std::getenv("BIGMODEL_DIST_TIMEOUT");
-  if (!env || !*env) return 1800.0;
-  char* end = nullptr;
-  double v = std::strtod(env, &end);
-  BM_CHECK_VALUE(end && *end == 0, "init_process_group", "BIGMODEL_DIST_TIMEOUT must be a number of seconds, got '",
-                 env, "'");
-  return v;
-}
-
 void check_nccl(ncclResult_t rc, const char* op, int rank) {
   if (rc == ncclSuccess || rc == ncclInProgress) return;
   BM_CHECK_RUNTIME(false, op, "NCCL error on rank ", rank, ": ", ncclGetErrorString(rc),
@@ -127,7 +117,7 @@ class NcclWork : public Work {
 
 class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_this<ProcessGroupNCCL> {
  public:
-  ProcessGroupNCCL() : timeout_(timeout_seconds()) {
+  ProcessGroupNCCL() : timeout_(collective_timeout_seconds()) {
     const int visible = cuda::device_count();
     BM_CHECK_RUNTIME(visible > 0, "init_process_group",
                      "backend 'nccl' needs a CUDA GPU, but no CUDA device is visible to this process "
@@ -285,15 +275,8 @@ class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_thi
   }
 
   void check_list(const std::vector<Tensor>& list, const Tensor& like, const char* name) const {
-    BM_CHECK_VALUE(static_cast<int>(list.size()) == size_, name, "expected a list of ", size_,
-                   " tensors (the world size), got ", list.size());
-    for (const Tensor& t : list) {
-      check_cuda_tensor(t, name);
-      BM_CHECK_SHAPE(t.sizes() == like.sizes(), name, "every tensor in the list must have shape ",
-                     shape_str(like.sizes()), "; got ", shape_str(t.sizes()));
-      BM_CHECK_DTYPE(t.dtype() == like.dtype(), name, "every tensor in the list must have dtype ",
-                     dtype_name(like.dtype()), "; got ", dtype_name(t.dtype()));
-    }
+    check_rank_list(list, like, size_, name);
+    for (const Tensor& t : list) check_cuda_tensor(t, name);
   }
 
   // A contiguous tensor holding t's values (t itself when it is contiguous).
