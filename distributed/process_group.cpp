@@ -1,4 +1,6 @@
 // The default process group and backend selection; the backends live in their own files.
+#include <atomic>
+#include <cmath>
 #include "distributed/process_group.h"
 
 #include <cstdlib>
@@ -38,17 +40,24 @@ class DeviceRoutedGroup : public ProcessGroup {
 };
 }  // namespace
 
+namespace {
+// Set by init_process_group(timeout); negative: not set, use the environment or the default.
+std::atomic<double> g_timeout_override{-1.0};
+}  // namespace
+
 double collective_timeout_seconds() {
-  static const double seconds = [] {
+  const double set = g_timeout_override.load();
+  if (set >= 0) return set;
+  static const double from_env = [] {
     const char* env = std::getenv("BIGMODEL_DIST_TIMEOUT");
-    if (!env || !*env) return 1800.0;
+    if (!env || !*env) return kDefaultCollectiveTimeout;
     char* end = nullptr;
     double v = std::strtod(env, &end);
     BM_CHECK_VALUE(end && *end == 0, "init_process_group", "BIGMODEL_DIST_TIMEOUT must be a number of seconds, got '",
                    env, "'");
     return v;
   }();
-  return seconds;
+  return from_env;
 }
 
 void check_rank_list(const std::vector<Tensor>& list, const Tensor& like, int world, const char* op) {
@@ -73,10 +82,15 @@ const char* reduce_op_name(ReduceOp op) {
   return "?";
 }
 
-ProcessGroupPtr init_process_group(const std::string& backend) {
+ProcessGroupPtr init_process_group(const std::string& backend, double timeout_seconds) {
   std::lock_guard<std::mutex> lock(g_mutex);
   BM_CHECK_RUNTIME(!g_default, "init_process_group",
                    "the default process group is already initialised; call destroy_process_group() first");
+  BM_CHECK_VALUE(!std::isnan(timeout_seconds), "init_process_group", "timeout must be a number of seconds, got NaN");
+  // Zero means forever, like BIGMODEL_DIST_TIMEOUT=0; a negative value leaves the timeout to the
+  // environment (or the default).
+  g_timeout_override.store(timeout_seconds >= 0 ? timeout_seconds : -1.0);
+  collective_timeout_seconds();  // a malformed BIGMODEL_DIST_TIMEOUT raises here, not mid-training
   if (backend.empty() && nccl_available() && mpi_available() && cuda::device_count() > 0) {
     ProcessGroupPtr mpi = make_process_group_mpi();
     g_default = std::make_shared<DeviceRoutedGroup>(mpi, make_process_group_nccl());

@@ -52,8 +52,10 @@ class ProcessGroup {
 };
 using ProcessGroupPtr = std::shared_ptr<ProcessGroup>;
 
-// Shared by the backends. Seconds a collective may wait (BIGMODEL_DIST_TIMEOUT, default
-// 1800; <= 0: forever); a malformed value raises ValueError naming the variable.
+// Shared by the backends. Seconds a collective may wait: init_process_group's timeout when one
+// was given, else BIGMODEL_DIST_TIMEOUT, else 10 minutes; 0 (or <= 0 from the environment) is
+// forever. A malformed environment value raises ValueError naming the variable.
+constexpr double kDefaultCollectiveTimeout = 600.0;
 double collective_timeout_seconds();
 // A per-rank list: `world` tensors, each shaped and typed like `like` (devices are the
 // backend's to check).
@@ -61,7 +63,8 @@ void check_rank_list(const std::vector<Tensor>& list, const Tensor& like, int wo
 
 // Creates the default group. backend: "mpi", "nccl", or "" (mpi for CPU training).
 // Throws Error when already initialised or when the backend was not built in.
-ProcessGroupPtr init_process_group(const std::string& backend = "");
+// timeout_seconds >= 0 sets the collective timeout (0: forever); negative keeps the environment's.
+ProcessGroupPtr init_process_group(const std::string& backend = "", double timeout_seconds = -1.0);
 bool is_initialized();
 ProcessGroupPtr default_group(const char* op);  // throws "[op] ... not initialised"
 void destroy_process_group();

@@ -4,7 +4,7 @@
 // stages tensors (contiguous copies, float16/bfloat16 -> float32) and, in Work::wait(),
 // writes results back, so the worker touches raw buffers only.
 // A rank that dies or stops calling collectives would block the others forever: wait()
-// gives up after BIGMODEL_DIST_TIMEOUT seconds (default 1800; 0 = never) with an Error, and
+// gives up after the collective timeout (init_process_group(timeout), else BIGMODEL_DIST_TIMEOUT seconds, default 600; 0 = never) with an Error, and
 // the group is then unusable (the worker is stuck inside MPI; exit skips MPI_Finalize).
 #include "distributed/process_group.h"
 
@@ -62,7 +62,7 @@ class MpiWork : public Work {
         mark_runtime_broken();
         BM_CHECK_RUNTIME(false, name_, "timed out after ", timeout,
                          " s waiting for the collective to complete: another rank has probably died or stopped "
-                         "calling collectives (the limit is BIGMODEL_DIST_TIMEOUT, in seconds). The process group "
+                         "calling collectives (the limit is init_process_group(timeout=...) or BIGMODEL_DIST_TIMEOUT, in seconds). The process group "
                          "can no longer be used; end this process");
       }
     } else {

@@ -72,10 +72,11 @@ void bind_distributed(py::module_& m, py::class_<Tensor>& cls) {
 
   d.def("mpi_available", &dist::mpi_available);
   d.def("nccl_available", &dist::nccl_available);
-  d.def("init_process_group", [](const std::string& backend) {
+  d.def("init_process_group", [](const std::string& backend, double timeout_seconds) {
     py::gil_scoped_release release;  // MPI start-up can take a moment
-    return dist::init_process_group(backend);
-  }, py::arg("backend") = "");
+    return dist::init_process_group(backend, timeout_seconds);
+  }, py::arg("backend") = "", py::arg("timeout_seconds") = -1.0);
+  d.def("collective_timeout_seconds", &dist::collective_timeout_seconds);
   d.def("is_initialized", &dist::is_initialized);
   d.def("destroy_process_group", [] {
     py::gil_scoped_release release;

@@ -79,6 +79,15 @@ def test_rank_that_stops_calling_collectives_times_out_with_a_clear_error():
     assert "training finished" not in out, out[-3000:]
 
 
+def test_timeout_argument_of_init_process_group():
+    # BIGMODEL_DIST_TIMEOUT says 100 s; init_process_group(timeout=4 s) wins.
+    rc, out, elapsed = _launch("hang-arg", timeout_env=100)
+    assert rc != 0, out[-3000:]
+    assert "rank 1 stops calling collectives at step 3" in out, out[-3000:]
+    assert "timed out after 4 s" in out and "init_process_group(timeout=...)" in out, out[-3000:]
+    assert "training finished" not in out, out[-3000:]
+
+
 def _train(mode):
     """The job each test launches: DDP training where rank 1 fails at step 3."""
     import numpy as np
@@ -87,7 +96,11 @@ def _train(mode):
     from bigmodel import nn, optim
     from bigmodel.nn.parallel import DistributedDataParallel as DDP
 
-    dist.init_process_group("mpi")
+    if mode == "hang-arg":  # the timeout from the argument, not the environment
+        import datetime
+        dist.init_process_group("mpi", timeout=datetime.timedelta(seconds=4))
+    else:
+        dist.init_process_group("mpi")
     rank = dist.get_rank()
     bm.manual_seed(0)
     model = DDP(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 2)))

@@ -36,6 +36,16 @@ def test_backend_choice_errors():
     assert not dist.is_initialized()
 
 
+def test_timeout_argument_errors():
+    for bad, exc, msg in (("10", TypeError, "timeout must be a datetime.timedelta or a number"),
+                          (True, TypeError, "timeout must be .* got bool"),
+                          (-1, ValueError, r"timeout must be >= 0 seconds"),
+                          (float("nan"), ValueError, r"timeout must be >= 0 seconds")):
+        with pytest.raises(exc, match=r"\[init_process_group\] " + msg):
+            dist.init_process_group("mpi", timeout=bad)
+    assert not dist.is_initialized()
+
+
 def test_collective_argument_types():
     with pytest.raises(TypeError, match=r"\[all_reduce\] expected a bigmodel Tensor"):
         dist.all_reduce(np.ones(2))
@@ -94,11 +104,21 @@ def test_world_size_one_in_subprocess():
         np.testing.assert_allclose(ddp.module.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-6)
         dist.destroy_process_group()
         assert not dist.is_initialized()
-        dist.init_process_group("mpi")  # MPI stays up: a new group works
-        assert dist.get_world_size() == 1
+        import datetime
+        timeout = bm._C._distributed.collective_timeout_seconds
+        assert timeout() == 600.0, timeout()  # the issue's default: 10 minutes
+        dist.destroy_process_group()
+        dist.init_process_group("mpi", timeout=datetime.timedelta(minutes=2))  # MPI stays up
+        assert dist.get_world_size() == 1 and timeout() == 120.0, timeout()
+        dist.destroy_process_group()
+        dist.init_process_group("mpi", timeout=0)  # 0: wait forever, as BIGMODEL_DIST_TIMEOUT=0
+        assert timeout() == 0.0
+        dist.destroy_process_group()
+        dist.init_process_group()  # no timeout given: back to the default
+        assert timeout() == 600.0, timeout()
         print("ok")
     """)
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "BIGMODEL_DIST_TIMEOUT"}
     pkg = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
     env["PYTHONPATH"] = pkg + os.pathsep + env.get("PYTHONPATH", "")
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)

@@ -10,6 +10,8 @@ MPI is initialised by the first init_process_group and finalised at exit. Collec
 in launch order on a background thread; async_op=True returns a Work whose wait() must be
 called before the tensor is read (results are written into it by wait()).
 """
+import datetime
+
 from .. import _C
 from ..data.distributed import DistributedSampler
 
@@ -35,12 +37,16 @@ def is_nccl_available():
     return _D.nccl_available()
 
 
-def init_process_group(backend=None, init_method=None, world_size=-1, rank=-1):
+def init_process_group(backend=None, init_method=None, world_size=-1, rank=-1, timeout=None):
     """Joins the job started by mpirun. backend: "mpi" (CPU tensors), "nccl" (CUDA tensors; each
     rank drives the GPU of its local rank) or None: both on a machine with a GPU and NCCL (CUDA
     tensors go to NCCL, CPU tensors to MPI), else "mpi".
 
     world_size and rank, when given, must match what the launcher says (they are checked).
+
+    timeout (a datetime.timedelta or seconds): how long a collective may wait before it raises
+    on this rank, naming the rank and the collective. None: BIGMODEL_DIST_TIMEOUT seconds when
+    set, else 10 minutes. 0 waits forever.
     """
     if backend is not None and (not isinstance(backend, str) or backend.lower() not in _BACKENDS):
         raise ValueError(f"[init_process_group] unknown backend {backend!r} (expected 'mpi', 'nccl' or None)")
@@ -48,12 +54,27 @@ def init_process_group(backend=None, init_method=None, world_size=-1, rank=-1):
     if init_method not in (None, "env://"):
         raise ValueError(f"[init_process_group] init_method {init_method!r} is not supported; "
                          "launch with mpirun (init_method=None)")
-    group = _D.init_process_group(backend)
+    group = _D.init_process_group(backend, _timeout_seconds(timeout))
     for name, given, actual in (("world_size", world_size, group.size()), ("rank", rank, group.rank())):
         if given not in (-1, None) and given != actual:
             _D.destroy_process_group()
             raise ValueError(f"[init_process_group] {name}={given} but the launcher says {actual}")
     return group
+
+
+def _timeout_seconds(timeout):
+    if timeout is None:
+        return -1.0
+    if isinstance(timeout, datetime.timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(f"[init_process_group] timeout must be a datetime.timedelta or a number of seconds, "
+                        f"got {type(timeout).__name__}")
+    if not seconds >= 0:  # also NaN
+        raise ValueError(f"[init_process_group] timeout must be >= 0 seconds (0 waits forever), got {seconds}")
+    return seconds
 
 
 def is_initialized():
