@@ -62,8 +62,9 @@ class MpiWork : public Work {
         mark_runtime_broken();
         BM_CHECK_RUNTIME(false, name_, "timed out after ", timeout,
                          " s waiting for the collective to complete: another rank has probably died or stopped "
-                         "calling collectives (the limit is init_process_group(timeout=...) or BIGMODEL_DIST_TIMEOUT, in seconds). The process group "
-                         "can no longer be used; end this process");
+                         "calling collectives (the limit is init_process_group(timeout=...) or "
+                         "BIGMODEL_DIST_TIMEOUT, in seconds). The process group can no longer be used; end this "
+                         "process");
       }
     } else {
       cv_.wait(lock, [&] { return done_; });
@@ -216,8 +217,24 @@ MPI_Op mpi_op(ReduceOp op, DType t) {
   switch (op) {
     case ReduceOp::Max: return MPI_MAX;
     case ReduceOp::Min: return MPI_MIN;
-    default: return MPI_SUM;  // Avg = sum, divided in wait()
+    default: return MPI_SUM;  // Avg = sum, then divide_in_place on the worker
   }
+}
+
+// ReduceOp::Avg's division, run by the worker right after the sum so that wait() finds the
+// result ready (DDP calls wait() when backward ends: work done there is not hidden). The
+// same IEEE division as div_(t, world), element by element, so results are unchanged.
+template <typename T>
+void divide_elements(void* data, int64_t n, int world) {
+  T* p = static_cast<T*>(data);
+  const T w = static_cast<T>(world);
+  for (int64_t i = 0; i < n; ++i) p[i] /= w;
+}
+
+void divide_in_place(void* data, int64_t n, DType wire, int world) {
+  if (wire == DType::Float32) divide_elements<float>(data, n, world);
+  else if (wire == DType::Float64) divide_elements<double>(data, n, world);
+  else BM_CHECK_DTYPE(false, "all_reduce", "ReduceOp.AVG needs a floating tensor; got ", dtype_name(wire));
 }
 
 int checked_count(int64_t n, const char* op) {
@@ -281,15 +298,14 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor buf = stage(tensor, wire);
     int n = checked_count(buf.numel(), name);
     MPI_Comm comm = comm_;
+    const int world = size_;
     auto work = rt_.submit(name, [=] {
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), n, mpi_type(wire), mpi_op(op, wire), comm), name);
+      if (op == ReduceOp::Avg) divide_in_place(buf.data_ptr(), n, wire, world);
     });
     Tensor target = tensor.detach();
-    int world = size_;
-    work->finalize = [buf, target, op, world]() mutable {
-      if (op == ReduceOp::Avg) div_(buf, Scalar(static_cast<double>(world)));
-      if (buf.data_ptr() != target.data_ptr() || buf.dtype() != target.dtype()) copy_(target, buf);
-    };
+    if (buf.data_ptr() != target.data_ptr() || buf.dtype() != target.dtype())
+      work->finalize = [buf, target]() mutable { copy_(target, buf); };
     return work;
   }
 
@@ -345,17 +361,15 @@ class ProcessGroupMPI : public ProcessGroup {
     Tensor recv = empty({output.numel()}, wire);
     int n = checked_count(output.numel(), name);
     MPI_Comm comm = comm_;
+    const int world = size_;
     auto work = rt_.submit(name, [=] {
       check_mpi(MPI_Reduce_scatter_block(send.data_ptr(), recv.data_ptr(), n, mpi_type(wire), mpi_op(op, wire),
                                          comm),
                 name);
+      if (op == ReduceOp::Avg) divide_in_place(recv.data_ptr(), n, wire, world);
     });
     Tensor target = output.detach();
-    int world = size_;
-    work->finalize = [recv, target, op, world]() mutable {
-      if (op == ReduceOp::Avg) div_(recv, Scalar(static_cast<double>(world)));
-      copy_(target, reshape(recv, target.sizes()));
-    };
+    work->finalize = [recv, target]() mutable { copy_(target, reshape(recv, target.sizes())); };
     return work;
   }
 
