@@ -23,195 +23,120 @@ constexpr int kThreads = 256;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
-__device__ __forceinline__ int64_t adaptive_start(int64_t i, int64_t out, int64_t in) { return (i * in) / out; }
-__device__ __forceinline__ int64_t adaptive_end(int64_t i, int64_t out, int64_t in) {
-  return ((i + 1) * in + out - 1) / out;
-}
+template <typename T>
+using S = typename ElemTraits<T>::storage;
 
 template <typename W>
 __device__ __forceinline__ bool is_nan(W v) {
   return v != v;
 }
 
-template <typename T>
-__global__ void max_pool_kernel(typename ElemTraits<T>::storage* out, int64_t* idx,
-                                const typename ElemTraits<T>::storage* x, int64_t total, int H, int W, int oH,
-                                int oW, Pool2dParams p) {
-  using E = ElemTraits<T>;
-  using C = typename E::wide;
-  BM_GRID_STRIDE(i, total) {
-    const int ow = static_cast<int>(i % oW);
-    const int64_t rest = i / oW;
-    const int oh = static_cast<int>(rest % oH);
-    const int64_t pl = rest / oH;
-    const auto* xp = x + pl * H * W;
-    int h0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h);
-    const int h1 = min(h0 + static_cast<int>((p.kernel_h - 1) * p.dilation_h) + 1, H);
-    while (h0 < 0) h0 += static_cast<int>(p.dilation_h);
-    int w0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
-    const int w1 = min(w0 + static_cast<int>((p.kernel_w - 1) * p.dilation_w) + 1, W);
-    while (w0 < 0) w0 += static_cast<int>(p.dilation_w);
-    C best = -C(INFINITY);
-    int64_t best_i = static_cast<int64_t>(h0) * W + w0;
-    for (int h = h0; h < h1; h += static_cast<int>(p.dilation_h)) {
-      for (int w = w0; w < w1; w += static_cast<int>(p.dilation_w)) {
-        const C v = E::load(xp[h * W + w]);
-        if (v > best || is_nan(v)) {
-          best = v;
-          best_i = static_cast<int64_t>(h) * W + w;
-        }
-      }
-    }
-    out[i] = E::store(best);
-    idx[i] = best_i;
-  }
+// Element i of contiguous [P, rows, cols] planes: its plane, row and column.
+struct PlanePos {
+  int64_t plane;
+  int r, c;
+};
+__device__ __forceinline__ PlanePos plane_pos(int64_t i, int rows, int cols) {
+  const int64_t rest = i / cols;
+  return {rest / rows, static_cast<int>(rest % rows), static_cast<int>(i % cols)};
 }
 
-// PyTorch's clipped average window (kernels/cpu/pool.cpp's avg_window).
-struct AvgWindow {
-  int h0, h1, w0, w1;
-  double divisor;
+// Windows are separable: along each axis, output position o reads the input positions
+// lo, lo + step, ... below hi (already clipped to the input). `padded` is the window's length
+// before clipping to the input (avg_pool2d's count_include_pad divisor). Each axis type below
+// maps o to its Span, over n input and n_out output positions; the average ones also give
+// the output positions whose windows may hold input position x (the gather of the backward).
+struct Span {
+  int lo, hi, step, padded;
 };
 
-__device__ __forceinline__ AvgWindow avg_window(int oh, int ow, int H, int W, const Pool2dParams& p) {
-  int h0 = oh * static_cast<int>(p.stride_h) - static_cast<int>(p.pad_h);
-  int w0 = ow * static_cast<int>(p.stride_w) - static_cast<int>(p.pad_w);
-  int h1 = min(h0 + static_cast<int>(p.kernel_h), H + static_cast<int>(p.pad_h));
-  int w1 = min(w0 + static_cast<int>(p.kernel_w), W + static_cast<int>(p.pad_w));
-  const int padded = (h1 - h0) * (w1 - w0);
-  h0 = max(h0, 0), w0 = max(w0, 0);
-  h1 = min(h1, H), w1 = min(w1, W);
-  const double divisor = p.divisor_override ? static_cast<double>(p.divisor_override)
-                         : p.count_include_pad ? static_cast<double>(padded)
-                                               : static_cast<double>((h1 - h0) * (w1 - w0));
-  return {h0, h1, w0, w1, divisor};
-}
-
-template <typename T>
-__global__ void avg_pool_kernel(typename ElemTraits<T>::storage* out, const typename ElemTraits<T>::storage* x,
-                                int64_t total, int H, int W, int oH, int oW, Pool2dParams p) {
-  using E = ElemTraits<T>;
-  BM_GRID_STRIDE(i, total) {
-    const int ow = static_cast<int>(i % oW);
-    const int64_t rest = i / oW;
-    const int oh = static_cast<int>(rest % oH);
-    const auto* xp = x + (rest / oH) * H * W;
-    const AvgWindow win = avg_window(oh, ow, H, W, p);
-    if (win.h0 >= win.h1 || win.w0 >= win.w1) {  // a window wholly in padding
-      out[i] = E::store(0.0);
-      continue;
-    }
-    double s = 0;
-    for (int h = win.h0; h < win.h1; ++h)
-      for (int w = win.w0; w < win.w1; ++w) s += static_cast<double>(E::load(xp[h * W + w]));
-    out[i] = E::store(s / win.divisor);
+// max_pool2d: kernel k, dilation d, stride s, padding pad (padding never wins a max).
+struct DilatedAxis {
+  int k, d, s, pad, n, n_out;
+  __device__ __forceinline__ Span span(int o) const {
+    int lo = o * s - pad;
+    const int hi = min(lo + (k - 1) * d + 1, n);
+    while (lo < 0) lo += d;
+    return {lo, hi, d, 0};
   }
-}
+};
 
-// Output rows (or columns) [lo, hi) whose window [o * s - pad, o * s - pad + k) holds x.
-__device__ __forceinline__ void covering(int x, int s, int pad, int k, int n_out, int& lo, int& hi) {
-  const int top = x + pad;  // o * s <= top and o * s > top - k
-  lo = top - k + 1 <= 0 ? 0 : (top - k + 1 + s - 1) / s;
-  hi = min(top / s + 1, n_out);
-}
+// avg_pool2d: PyTorch's clipped window (kernels/cpu/pool.cpp's avg_window), step 1.
+struct AvgAxis {
+  int k, s, pad, n, n_out;
+  __device__ __forceinline__ Span span(int o) const {
+    const int start = o * s - pad;
+    const int end = min(start + k, n + pad);
+    return {max(start, 0), min(end, n), 1, end - start};
+  }
+  // The outputs o with o * s <= x + pad < o * s + k.
+  __device__ __forceinline__ void covering(int x, int& lo, int& hi) const {
+    const int top = x + pad;
+    lo = top - k + 1 <= 0 ? 0 : (top - k + 1 + s - 1) / s;
+    hi = min(top / s + 1, n_out);
+  }
+};
 
-template <typename T>
-__global__ void avg_pool_backward_kernel(typename ElemTraits<T>::storage* gx,
-                                         const typename ElemTraits<T>::storage* gy, int64_t total, int H, int W,
-                                         int oH, int oW, Pool2dParams p) {
+// Adaptive pooling: rows floor(o * n / n_out) .. ceil((o + 1) * n / n_out), step 1, never padded.
+struct AdaptiveAxis {
+  int n, n_out;
+  __device__ __forceinline__ Span span(int o) const {
+    const int lo = static_cast<int>((static_cast<int64_t>(o) * n) / n_out);
+    const int hi = static_cast<int>(((static_cast<int64_t>(o) + 1) * n + n_out - 1) / n_out);
+    return {lo, hi, 1, hi - lo};
+  }
+  // A superset of the windows holding x, from the inverse map (the gather tests each).
+  __device__ __forceinline__ void covering(int x, int& lo, int& hi) const {
+    lo = max(static_cast<int>((static_cast<int64_t>(x) * n_out) / n) - 1, 0);
+    hi = min(static_cast<int>(((static_cast<int64_t>(x) + 1) * n_out + n - 1) / n) + 1, n_out);
+  }
+};
+
+// The two averages differ in their axes, their divisor and the precision of the backward's
+// division (kept as they were: avg_pool2d divides in double, adaptive in the wide type).
+struct AvgPool {
+  static constexpr bool kMayBeEmpty = true;  // a window wholly in padding
+  AvgAxis rows, cols;
+  int64_t divisor_override;
+  bool count_include_pad;
+  __device__ __forceinline__ double divisor(const Span& r, const Span& c) const {
+    return divisor_override ? static_cast<double>(divisor_override)
+           : count_include_pad ? static_cast<double>(r.padded * c.padded)
+                               : static_cast<double>((r.hi - r.lo) * (c.hi - c.lo));
+  }
+  template <typename C>
+  __device__ __forceinline__ C share(C g, const Span& r, const Span& c) const {
+    return static_cast<C>(static_cast<double>(g) / divisor(r, c));
+  }
+};
+
+struct AdaptiveAvgPool {
+  static constexpr bool kMayBeEmpty = false;
+  AdaptiveAxis rows, cols;
+  __device__ __forceinline__ double divisor(const Span& r, const Span& c) const {
+    return static_cast<double>((r.hi - r.lo) * (c.hi - c.lo));
+  }
+  template <typename C>
+  __device__ __forceinline__ C share(C g, const Span& r, const Span& c) const {
+    return g / static_cast<C>((r.hi - r.lo) * (c.hi - c.lo));
+  }
+};
+
+// max_pool2d (Axis = DilatedAxis) and adaptive_max_pool2d (AdaptiveAxis): the first maximum
+// in row-major window order, a NaN winning (the last one seen), its flat h * W + w index.
+template <typename T, typename Axis>
+__global__ void max_pool_kernel(S<T>* out, int64_t* idx, const S<T>* x, int64_t total, Axis rows, Axis cols) {
   using E = ElemTraits<T>;
   using C = typename E::wide;
+  const int W = cols.n;
   BM_GRID_STRIDE(i, total) {
-    const int w = static_cast<int>(i % W);
-    const int64_t rest = i / W;
-    const int h = static_cast<int>(rest % H);
-    const auto* gp = gy + (rest / H) * oH * oW;
-    int oh_lo, oh_hi, ow_lo, ow_hi;
-    covering(h, static_cast<int>(p.stride_h), static_cast<int>(p.pad_h), static_cast<int>(p.kernel_h), oH, oh_lo,
-             oh_hi);
-    covering(w, static_cast<int>(p.stride_w), static_cast<int>(p.pad_w), static_cast<int>(p.kernel_w), oW, ow_lo,
-             ow_hi);
-    C acc = C(0);
-    for (int oh = oh_lo; oh < oh_hi; ++oh) {
-      for (int ow = ow_lo; ow < ow_hi; ++ow) {
-        const AvgWindow win = avg_window(oh, ow, H, W, p);
-        if (h < win.h0 || h >= win.h1 || w < win.w0 || w >= win.w1) continue;  // clipped away
-        acc += static_cast<C>(static_cast<double>(E::load(gp[oh * oW + ow])) / win.divisor);
-      }
-    }
-    gx[i] = E::store(acc);
-  }
-}
-
-template <typename T>
-__global__ void adaptive_avg_kernel(typename ElemTraits<T>::storage* out, const typename ElemTraits<T>::storage* x,
-                                    int64_t total, int H, int W, int oH, int oW) {
-  using E = ElemTraits<T>;
-  BM_GRID_STRIDE(i, total) {
-    const int ow = static_cast<int>(i % oW);
-    const int64_t rest = i / oW;
-    const int oh = static_cast<int>(rest % oH);
-    const auto* xp = x + (rest / oH) * H * W;
-    const int h0 = static_cast<int>(adaptive_start(oh, oH, H)), h1 = static_cast<int>(adaptive_end(oh, oH, H));
-    const int w0 = static_cast<int>(adaptive_start(ow, oW, W)), w1 = static_cast<int>(adaptive_end(ow, oW, W));
-    double s = 0;
-    for (int h = h0; h < h1; ++h)
-      for (int w = w0; w < w1; ++w) s += static_cast<double>(E::load(xp[h * W + w]));
-    out[i] = E::store(s / static_cast<double>((h1 - h0) * (w1 - w0)));
-  }
-}
-
-// The adaptive windows holding input row x: a superset from the inverse map, each tested.
-__device__ __forceinline__ void adaptive_covering(int x, int n_in, int n_out, int& lo, int& hi) {
-  lo = max(static_cast<int>((static_cast<int64_t>(x) * n_out) / n_in) - 1, 0);
-  hi = min(static_cast<int>(((static_cast<int64_t>(x) + 1) * n_out + n_in - 1) / n_in) + 1, n_out);
-}
-
-template <typename T>
-__global__ void adaptive_avg_backward_kernel(typename ElemTraits<T>::storage* gx,
-                                             const typename ElemTraits<T>::storage* gy, int64_t total, int H, int W,
-                                             int oH, int oW) {
-  using E = ElemTraits<T>;
-  using C = typename E::wide;
-  BM_GRID_STRIDE(i, total) {
-    const int w = static_cast<int>(i % W);
-    const int64_t rest = i / W;
-    const int h = static_cast<int>(rest % H);
-    const auto* gp = gy + (rest / H) * oH * oW;
-    int oh_lo, oh_hi, ow_lo, ow_hi;
-    adaptive_covering(h, H, oH, oh_lo, oh_hi);
-    adaptive_covering(w, W, oW, ow_lo, ow_hi);
-    C acc = C(0);
-    for (int oh = oh_lo; oh < oh_hi; ++oh) {
-      const int h0 = static_cast<int>(adaptive_start(oh, oH, H)), h1 = static_cast<int>(adaptive_end(oh, oH, H));
-      if (h < h0 || h >= h1) continue;
-      for (int ow = ow_lo; ow < ow_hi; ++ow) {
-        const int w0 = static_cast<int>(adaptive_start(ow, oW, W)), w1 = static_cast<int>(adaptive_end(ow, oW, W));
-        if (w < w0 || w >= w1) continue;
-        acc += E::load(gp[oh * oW + ow]) / static_cast<C>((h1 - h0) * (w1 - w0));
-      }
-    }
-    gx[i] = E::store(acc);
-  }
-}
-
-template <typename T>
-__global__ void adaptive_max_kernel(typename ElemTraits<T>::storage* out, int64_t* idx,
-                                    const typename ElemTraits<T>::storage* x, int64_t total, int H, int W, int oH,
-                                    int oW) {
-  using E = ElemTraits<T>;
-  using C = typename E::wide;
-  BM_GRID_STRIDE(i, total) {
-    const int ow = static_cast<int>(i % oW);
-    const int64_t rest = i / oW;
-    const int oh = static_cast<int>(rest % oH);
-    const auto* xp = x + (rest / oH) * H * W;
-    const int h0 = static_cast<int>(adaptive_start(oh, oH, H)), h1 = static_cast<int>(adaptive_end(oh, oH, H));
-    const int w0 = static_cast<int>(adaptive_start(ow, oW, W)), w1 = static_cast<int>(adaptive_end(ow, oW, W));
+    const PlanePos o = plane_pos(i, rows.n_out, cols.n_out);
+    const auto* xp = x + o.plane * rows.n * W;
+    const Span r = rows.span(o.r), c = cols.span(o.c);
     C best = -C(INFINITY);
-    int64_t best_i = static_cast<int64_t>(h0) * W + w0;
-    for (int h = h0; h < h1; ++h) {
-      for (int w = w0; w < w1; ++w) {
+    int64_t best_i = static_cast<int64_t>(r.lo) * W + c.lo;
+    for (int h = r.lo; h < r.hi; h += r.step) {
+      for (int w = c.lo; w < c.hi; w += c.step) {
         const C v = E::load(xp[h * W + w]);
         if (v > best || is_nan(v)) {
           best = v;
@@ -221,6 +146,57 @@ __global__ void adaptive_max_kernel(typename ElemTraits<T>::storage* out, int64_
     }
     out[i] = E::store(best);
     idx[i] = best_i;
+  }
+}
+
+// avg_pool2d (Pool = AvgPool) and adaptive_avg_pool2d (AdaptiveAvgPool): the window's sum in
+// double over its divisor.
+template <typename T, typename Pool>
+__global__ void avg_pool_kernel(S<T>* out, const S<T>* x, int64_t total, Pool pool) {
+  using E = ElemTraits<T>;
+  const int W = pool.cols.n;
+  BM_GRID_STRIDE(i, total) {
+    const PlanePos o = plane_pos(i, pool.rows.n_out, pool.cols.n_out);
+    const auto* xp = x + o.plane * pool.rows.n * W;
+    const Span r = pool.rows.span(o.r), c = pool.cols.span(o.c);
+    if constexpr (Pool::kMayBeEmpty) {
+      if (r.lo >= r.hi || c.lo >= c.hi) {
+        out[i] = E::store(0.0);
+        continue;
+      }
+    }
+    double s = 0;
+    for (int h = r.lo; h < r.hi; ++h)
+      for (int w = c.lo; w < c.hi; ++w) s += static_cast<double>(E::load(xp[h * W + w]));
+    out[i] = E::store(s / pool.divisor(r, c));
+  }
+}
+
+// The averages' backward, one thread per input element gathering from the windows that
+// hold it (no atomics): grad_input [P, H, W] from grad_output [P, oH, oW].
+template <typename T, typename Pool>
+__global__ void avg_pool_backward_kernel(S<T>* gx, const S<T>* gy, int64_t total, Pool pool) {
+  using E = ElemTraits<T>;
+  using C = typename E::wide;
+  const int oW = pool.cols.n_out;
+  BM_GRID_STRIDE(i, total) {
+    const PlanePos in = plane_pos(i, pool.rows.n, pool.cols.n);
+    const int h = in.r, w = in.c;
+    const auto* gp = gy + in.plane * pool.rows.n_out * oW;
+    int oh_lo, oh_hi, ow_lo, ow_hi;
+    pool.rows.covering(h, oh_lo, oh_hi);
+    pool.cols.covering(w, ow_lo, ow_hi);
+    C acc = C(0);
+    for (int oh = oh_lo; oh < oh_hi; ++oh) {
+      const Span r = pool.rows.span(oh);
+      if (h < r.lo || h >= r.hi) continue;  // clipped away, or (adaptive) not a window of h
+      for (int ow = ow_lo; ow < ow_hi; ++ow) {
+        const Span c = pool.cols.span(ow);
+        if (w < c.lo || w >= c.hi) continue;
+        acc += pool.share(E::load(gp[oh * oW + ow]), r, c);
+      }
+    }
+    gx[i] = E::store(acc);
   }
 }
 
@@ -229,8 +205,8 @@ __device__ __forceinline__ void atomic_add_elem(float* p, float v) { atomicAdd(p
 __device__ __forceinline__ void atomic_add_elem(double* p, double v) { atomicAdd(p, v); }
 
 template <typename T>
-__global__ void max_backward_kernel(typename ElemTraits<T>::storage* gx, const typename ElemTraits<T>::storage* gy,
-                                    const int64_t* idx, int64_t total, int64_t L, int64_t HW) {
+__global__ void max_backward_kernel(S<T>* gx, const S<T>* gy, const int64_t* idx, int64_t total, int64_t L,
+                                    int64_t HW) {
   using E = ElemTraits<T>;
   BM_GRID_STRIDE(i, total) {
     auto* dst = gx + (i / L) * HW + idx[i];
@@ -245,85 +221,99 @@ __global__ void max_backward_kernel(typename ElemTraits<T>::storage* gx, const t
 }
 
 template <typename T>
-using S = typename ElemTraits<T>::storage;
-
-template <typename T>
 S<T>* ptr(const Tensor& t) {
   return static_cast<S<T>*>(t.data_ptr());
 }
 
 int as_int(int64_t v) { return static_cast<int>(v); }
 
+template <typename T>
+struct Tag {
+  using type = T;
+};
+
+// One thread per element of `out`, on its device and current stream: launch(Tag<scalar_t>,
+// blocks, stream, n) for the dtype, then the launch check.
+template <typename Launch>
+void launch_per_element(const char* name, const Tensor& out, DType dtype, Launch launch) {
+  DeviceGuard guard(out.device().index);
+  cudaStream_t s = current_cuda_stream(out.device().index);
+  const int64_t n = out.numel();
+  BM_DISPATCH_FLOATING(dtype, name, [&] { launch(Tag<scalar_t>{}, grid_blocks(n, kThreads), s, n); });
+  BM_CUDA_CHECK_LAUNCH();
+}
+
+// Input [P, H, W] and output [P, oH, oW] sizes of a pooling call, as the axes want them.
+AvgAxis avg_axis(int64_t k, int64_t s, int64_t pad, int64_t n, int64_t n_out) {
+  return {as_int(k), as_int(s), as_int(pad), as_int(n), as_int(n_out)};
+}
+AvgPool avg_pool(const Tensor& in, const Tensor& out, const Pool2dParams& p) {
+  return {avg_axis(p.kernel_h, p.stride_h, p.pad_h, in.size(1), out.size(1)),
+          avg_axis(p.kernel_w, p.stride_w, p.pad_w, in.size(2), out.size(2)), p.divisor_override,
+          p.count_include_pad};
+}
+AdaptiveAxis adaptive_axis(const Tensor& in, const Tensor& out, int dim) {
+  return {as_int(in.size(dim)), as_int(out.size(dim))};
+}
+AdaptiveAvgPool adaptive_avg_pool(const Tensor& in, const Tensor& out) {
+  return {adaptive_axis(in, out, 1), adaptive_axis(in, out, 2)};
+}
+
+template <typename Axis>
+void max_pool_forward(const char* name, const Tensor& out, const Tensor& indices, const Tensor& input, Axis rows,
+                      Axis cols) {
+  launch_per_element(name, out, input.dtype(), [&](auto tag, unsigned blocks, cudaStream_t s, int64_t n) {
+    using T = typename decltype(tag)::type;
+    max_pool_kernel<T, Axis>
+        <<<blocks, kThreads, 0, s>>>(ptr<T>(out), indices.data<int64_t>(), ptr<T>(input), n, rows, cols);
+  });
+}
+
+template <typename Pool>
+void avg_pool_forward(const char* name, const Tensor& out, const Tensor& input, const Pool& pool) {
+  launch_per_element(name, out, input.dtype(), [&](auto tag, unsigned blocks, cudaStream_t s, int64_t n) {
+    using T = typename decltype(tag)::type;
+    avg_pool_kernel<T, Pool><<<blocks, kThreads, 0, s>>>(ptr<T>(out), ptr<T>(input), n, pool);
+  });
+}
+
+template <typename Pool>
+void avg_pool_backward(const char* name, const Tensor& grad_input, const Tensor& grad_output, const Pool& pool) {
+  launch_per_element(name, grad_input, grad_output.dtype(), [&](auto tag, unsigned blocks, cudaStream_t s,
+                                                                int64_t n) {
+    using T = typename decltype(tag)::type;
+    avg_pool_backward_kernel<T, Pool><<<blocks, kThreads, 0, s>>>(ptr<T>(grad_input), ptr<T>(grad_output), n, pool);
+  });
+}
+
 void max_pool2d_cuda(const Tensor& out, const Tensor& indices, const Tensor& input, const Pool2dParams& p) {
-  DeviceGuard guard(out.device().index);
-  cudaStream_t s = current_cuda_stream(out.device().index);
-  const int64_t n = out.numel();
-  BM_DISPATCH_FLOATING(input.dtype(), "max_pool2d", [&] {
-    max_pool_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(out), indices.data<int64_t>(), ptr<scalar_t>(input), n, as_int(input.size(1)),
-        as_int(input.size(2)), as_int(out.size(1)), as_int(out.size(2)), p);
-  });
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-void avg_pool2d_cuda(const Tensor& out, const Tensor& input, const Pool2dParams& p) {
-  DeviceGuard guard(out.device().index);
-  cudaStream_t s = current_cuda_stream(out.device().index);
-  const int64_t n = out.numel();
-  BM_DISPATCH_FLOATING(input.dtype(), "avg_pool2d", [&] {
-    avg_pool_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(out), ptr<scalar_t>(input), n, as_int(input.size(1)), as_int(input.size(2)),
-        as_int(out.size(1)), as_int(out.size(2)), p);
-  });
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-void avg_pool2d_backward_cuda(const Tensor& grad_input, const Tensor& grad_output, const Pool2dParams& p) {
-  DeviceGuard guard(grad_input.device().index);
-  cudaStream_t s = current_cuda_stream(grad_input.device().index);
-  const int64_t n = grad_input.numel();
-  BM_DISPATCH_FLOATING(grad_output.dtype(), "avg_pool2d_backward", [&] {
-    avg_pool_backward_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(grad_input), ptr<scalar_t>(grad_output), n, as_int(grad_input.size(1)),
-        as_int(grad_input.size(2)), as_int(grad_output.size(1)), as_int(grad_output.size(2)), p);
-  });
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-void adaptive_avg_pool2d_cuda(const Tensor& out, const Tensor& input) {
-  DeviceGuard guard(out.device().index);
-  cudaStream_t s = current_cuda_stream(out.device().index);
-  const int64_t n = out.numel();
-  BM_DISPATCH_FLOATING(input.dtype(), "adaptive_avg_pool2d", [&] {
-    adaptive_avg_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(out), ptr<scalar_t>(input), n, as_int(input.size(1)), as_int(input.size(2)),
-        as_int(out.size(1)), as_int(out.size(2)));
-  });
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-void adaptive_avg_pool2d_backward_cuda(const Tensor& grad_input, const Tensor& grad_output) {
-  DeviceGuard guard(grad_input.device().index);
-  cudaStream_t s = current_cuda_stream(grad_input.device().index);
-  const int64_t n = grad_input.numel();
-  BM_DISPATCH_FLOATING(grad_output.dtype(), "adaptive_avg_pool2d_backward", [&] {
-    adaptive_avg_backward_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(grad_input), ptr<scalar_t>(grad_output), n, as_int(grad_input.size(1)),
-        as_int(grad_input.size(2)), as_int(grad_output.size(1)), as_int(grad_output.size(2)));
-  });
-  BM_CUDA_CHECK_LAUNCH();
+  const DilatedAxis rows{as_int(p.kernel_h), as_int(p.dilation_h), as_int(p.stride_h),
+                         as_int(p.pad_h),    as_int(input.size(1)), as_int(out.size(1))};
+  const DilatedAxis cols{as_int(p.kernel_w), as_int(p.dilation_w), as_int(p.stride_w),
+                         as_int(p.pad_w),    as_int(input.size(2)), as_int(out.size(2))};
+  max_pool_forward("max_pool2d", out, indices, input, rows, cols);
 }
 
 void adaptive_max_pool2d_cuda(const Tensor& out, const Tensor& indices, const Tensor& input) {
-  DeviceGuard guard(out.device().index);
-  cudaStream_t s = current_cuda_stream(out.device().index);
-  const int64_t n = out.numel();
-  BM_DISPATCH_FLOATING(input.dtype(), "adaptive_max_pool2d", [&] {
-    adaptive_max_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(out), indices.data<int64_t>(), ptr<scalar_t>(input), n, as_int(input.size(1)),
-        as_int(input.size(2)), as_int(out.size(1)), as_int(out.size(2)));
-  });
-  BM_CUDA_CHECK_LAUNCH();
+  max_pool_forward("adaptive_max_pool2d", out, indices, input, adaptive_axis(input, out, 1),
+                   adaptive_axis(input, out, 2));
+}
+
+void avg_pool2d_cuda(const Tensor& out, const Tensor& input, const Pool2dParams& p) {
+  avg_pool_forward("avg_pool2d", out, input, avg_pool(input, out, p));
+}
+
+void avg_pool2d_backward_cuda(const Tensor& grad_input, const Tensor& grad_output, const Pool2dParams& p) {
+  avg_pool_backward("avg_pool2d_backward", grad_input, grad_output, avg_pool(grad_input, grad_output, p));
+}
+
+void adaptive_avg_pool2d_cuda(const Tensor& out, const Tensor& input) {
+  avg_pool_forward("adaptive_avg_pool2d", out, input, adaptive_avg_pool(input, out));
+}
+
+void adaptive_avg_pool2d_backward_cuda(const Tensor& grad_input, const Tensor& grad_output) {
+  avg_pool_backward("adaptive_avg_pool2d_backward", grad_input, grad_output,
+                    adaptive_avg_pool(grad_input, grad_output));
 }
 
 void max_pool_backward_cuda(const Tensor& grad_input, const Tensor& grad_output, const Tensor& indices) {
