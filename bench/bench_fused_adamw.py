@@ -5,7 +5,12 @@ importable, in the same run. GB/s counts what an AdamW step must move: read p, g
 write p, m, v (28 bytes per float32 parameter); the copy line is a device copy of a flat
 buffer (8 bytes per element) as the bandwidth yardstick.
 
-Usage: python bench/bench_fused_adamw.py [--device cpu|cuda] [--small] [--reps N]
+bfloat16 rows (skip with --no-bf16): the same model with bfloat16 parameters and gradients and
+float32 state, fused and per-tensor, without and with float32 master weights (master_weights=True);
+their bytes per parameter: 22 (read p, g, m, v; write p, m, v) and 30 (+ read/write the master).
+The torch bf16 row is PyTorch's AdamW on bfloat16 parameters (its state is bfloat16: 14 bytes).
+
+Usage: python bench/bench_fused_adamw.py [--device cpu|cuda] [--small] [--reps N] [--no-bf16]
 One summary line per case; --small uses a ~1M-parameter model for a quick check."""
 import argparse
 import statistics
@@ -74,6 +79,7 @@ def main():
     ap.add_argument("--device", default="cuda" if bm.cuda.is_available() else "cpu")
     ap.add_argument("--small", action="store_true", help="a ~1M-parameter model (quick check)")
     ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 (mixed-precision) rows")
     args = ap.parse_args()
     dev = args.device
     if dev == "cuda" and not bm.cuda.is_available():
@@ -131,7 +137,49 @@ def main():
               f"{vs_torch}")
     if len(rows) == 2:
         print(f"fused / per-tensor speedup: {rows[1][1] / rows[0][1]:.2f}x")
+    if not args.no_bf16:
+        del params
+        bench_bf16(dev, t, host, grads, n, reps, copy_gbs)
     return 0
+
+
+def bench_bf16(dev, t, host, grads, n, reps, copy_gbs):
+    """bfloat16 parameters + float32 state: fused vs per-tensor, plain and with master weights."""
+    params = [nn.Parameter(bm.tensor(a).to(dev).to(dtype=bm.bfloat16)) for a in host]
+    for p, g in zip(params, grads):
+        p.grad = bm.tensor(g).to(dev).to(dtype=bm.bfloat16)
+    torch_ms = None
+    if torch is not None and (dev == "cpu" or torch.cuda.is_available()):
+        tdev = "cuda" if dev == "cuda" else "cpu"
+        tp = [torch.nn.Parameter(torch.tensor(a, device=tdev).bfloat16()) for a in host]
+        for p, g in zip(tp, grads):
+            p.grad = torch.tensor(g, device=tdev).bfloat16()
+        topt = torch.optim.AdamW(tp, lr=1e-4, weight_decay=0.1, **({"fused": True} if dev == "cuda" else
+                                                                    {"foreach": True}))
+        torch_ms = torch_timer(dev)(topt.step, reps)
+        print(f"torch bf16  {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
+              f"{14 * n / torch_ms / 1e6:7.1f} GB/s (bf16 state)")
+    results = {}
+    for master in (False, True):
+        for name, kw in (("fused", {}), ("per-tensor", {"foreach": False})):
+            opt = optim.AdamW(params, lr=1e-4, weight_decay=0.1, master_weights=master, **kw)
+            try:
+                ms = t(opt.step, reps)
+            except Exception as e:  # noqa: BLE001 - e.g. an op of the loop path without a CUDA kernel
+                print(f"adamw bf16 {name}{'+master' if master else ''} n/a ({str(e).splitlines()[0][:100]})")
+                continue
+            finally:
+                del opt
+            results[(master, name)] = ms
+            gbs = (30 if master else 22) * n / ms / 1e6
+            vs_torch = f"  vs torch bf16 {torch_ms / ms:5.2f}x speed" if torch_ms else "  vs torch n/a"
+            label = f"bf16 {name}{'+master' if master else ''}"
+            print(f"adamw {label:22s} n={n / 1e6:.1f}M  {ms:9.3f} ms  {gbs:7.1f} GB/s  {gbs / copy_gbs:5.2f} of copy"
+                  f"{vs_torch}")
+    for master in (False, True):
+        if (master, "fused") in results and (master, "per-tensor") in results:
+            print(f"bf16{'+master' if master else ''} fused / per-tensor speedup: "
+                  f"{results[(master, 'per-tensor')] / results[(master, 'fused')]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@
 #pragma once
 #include <vector>
 
+#include "core/ops/fused_optim.h"
 #include "optim/optimizer.h"
 
 namespace bigmodel::optim {
 
-// Group options: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize.
+// Group options: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, master_weights.
+// float16/bfloat16 parameters keep float32 state; master_weights (float16/bfloat16 parameters
+// only) adds a float32 master copy "master_param" that the step updates, p = its rounding.
 struct AdamOptions {
   double lr = 1e-3;
   double beta1 = 0.9;
@@ -19,6 +22,7 @@ struct AdamOptions {
   double weight_decay = 0.0;
   bool amsgrad = false;
   bool maximize = false;
+  bool master_weights = false;
 };
 
 // The same fields; AdamW's weight decay defaults to 1e-2, as in PyTorch.
@@ -30,6 +34,7 @@ struct AdamWOptions {
   double weight_decay = 1e-2;
   bool amsgrad = false;
   bool maximize = false;
+  bool master_weights = false;
 };
 
 class Adam : public Optimizer {
@@ -41,6 +46,7 @@ class Adam : public Optimizer {
   Adam(const char* name, bool decoupled, std::vector<ParamGroup> groups, const Options& defaults);
   void check_options(const Options& o) const override;
   void update_group(ParamGroup& group) override;
+  DType state_dtype(const Tensor& param) const override { return fused_state_dtype(param.dtype()); }
 
  private:
   bool decoupled_;  // AdamW: weight decay shrinks p directly instead of joining the gradient

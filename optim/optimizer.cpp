@@ -188,6 +188,8 @@ void Optimizer::load_state_dict(const OptimizerStateDict& sd) {
     }
     for (const auto& [key, value] : defaults_) {
       (void)value;
+      if (key == "master_weights" && !new_options[g].count(key))  // an option added later: keep the group's
+        new_options[g][key] = groups_[g].has(key) ? groups_[g].get(key) : 0.0;
       BM_CHECK_VALUE(new_options[g].count(key), op, "loaded state dict's group ", g, " lacks option '", key, "'");
     }
     check_options(new_options[g]);
@@ -209,7 +211,8 @@ void Optimizer::load_state_dict(const OptimizerStateDict& sd) {
     }
     NoGradGuard no_grad;
     Tensor v = value.detach();
-    if (parts[2] != "step" && is_floating(v.dtype())) v = to(v, p.device(), p.dtype());
+    if (parts[2] == "master_param") v = to(v, p.device(), DType::Float32);
+    else if (parts[2] != "step" && is_floating(v.dtype())) v = to(v, p.device(), state_dtype(p));
     new_state[p.impl()][parts[2]] = clone(v);
   }
   // Everything is checked: commit.
@@ -238,6 +241,45 @@ Tensor Optimizer::effective_grad(const Tensor& param, bool maximize, double weig
 }
 
 Tensor Optimizer::new_step() { return zeros({}, DType::Float32); }
+
+namespace {
+bool is_half(DType dt) { return dt == DType::Float16 || dt == DType::BFloat16; }
+}  // namespace
+
+void Optimizer::check_master_weights(const ParamGroup& group) const {
+  if (!master_weights(group)) return;
+  for (size_t i = 0; i < group.params.size(); ++i) {
+    const Tensor& p = group.params[i];
+    BM_CHECK_VALUE(is_half(p.dtype()), name_,
+                   "master_weights = 1 keeps float32 master copies of float16/bfloat16 parameters, but parameter ", i,
+                   " of the group is ", dtype_name(p.dtype()), " with shape ", shape_str(p.sizes()),
+                   "; put it in a group with master_weights = 0");
+  }
+}
+
+Tensor Optimizer::working_param(const Tensor& param, ParamState& state, bool master) {
+  if (master) {
+    auto it = state.find("master_param");
+    if (it == state.end()) it = state.emplace("master_param", contiguous(clone(to(param.detach(), DType::Float32)))).first;
+    return it->second;
+  }
+  if (is_half(param.dtype())) return to(param.detach(), DType::Float32);
+  return param.detach();
+}
+
+void Optimizer::write_back(const Tensor& param, const Tensor& work) {
+  if (!is_half(param.dtype())) return;
+  Tensor p = param.detach();
+  copy_(p, work);
+}
+
+Tensor Optimizer::working_grad(const Tensor& param, const Tensor& work, bool maximize, double weight_decay) {
+  Tensor g = param.grad().detach();
+  if (is_half(param.dtype())) g = to(g, DType::Float32);
+  if (maximize) g = neg(g);
+  if (weight_decay != 0.0) g = add(g, work, Scalar(weight_decay));
+  return g;
+}
 
 int64_t Optimizer::advance_step(ParamState& state) {
   Tensor& step = state["step"];

@@ -77,7 +77,8 @@ class Optimizer {
   // Restores options and state from state_dict() output (of an optimizer of the same type
   // and the same group sizes). Everything is checked before anything changes: the type,
   // the group and parameter counts, every option (as the constructor checks them), every
-  // state name and shape. Floating state is cast to its parameter's dtype and device.
+  // state name and shape. Floating state is cast to state_dtype(parameter) on its device
+  // ("master_param" stays float32); a group lacking master_weights (older dicts) keeps its own.
   void load_state_dict(const OptimizerStateDict& state_dict);
 
  protected:
@@ -103,6 +104,20 @@ class Optimizer {
   // The step counter is a float32 0-d CPU tensor, as PyTorch keeps it.
   static Tensor new_step();
   static int64_t advance_step(ParamState& state);
+
+  // Mixed precision (SGD/Adam/AdamW, as python/bigmodel/optim/_common.py): the dtype a
+  // parameter's floating state is kept in (those three: float32 for float16/bfloat16).
+  virtual DType state_dtype(const Tensor& param) const { return param.dtype(); }
+  // The group option master_weights = 1 keeps a float32 copy "master_param" of each
+  // float16/bfloat16 parameter; ValueError naming the first parameter of another dtype.
+  static bool master_weights(const ParamGroup& group) { return group.has("master_weights") && group.flag("master_weights"); }
+  void check_master_weights(const ParamGroup& group) const;
+  // The tensor an update runs on: the master copy (created from p when missing), a float32
+  // copy of a half p (write_back rounds it into p), or p.detach() itself.
+  static Tensor working_param(const Tensor& param, ParamState& state, bool master_weights);
+  static void write_back(const Tensor& param, const Tensor& work);
+  // effective_grad for the working copy: a half gradient widened to float32, L2 decay on `work`.
+  static Tensor working_grad(const Tensor& param, const Tensor& work, bool maximize, double weight_decay = 0.0);
 
  private:
   std::string name_;

@@ -1,7 +1,7 @@
 // bigmodel::optim::SGD (see sgd.h): the update is written with ops, so it runs on any device.
-// A group whose parameters, gradients and buffers share one device and dtype (float32/float64)
-// and are contiguous takes one multi-tensor call (fused_sgd_, the same bits); the option
-// "foreach" = 0 in a group keeps the per-tensor loop.
+// A group whose parameters and gradients share one device and dtype (float32/float64/float16/
+// bfloat16), with buffers of the state dtype, all contiguous, takes one multi-tensor call
+// (fused_sgd_, the same bits); the option "foreach" = 0 in a group keeps the per-tensor loop.
 #include "optim/sgd.h"
 
 #include "core/error.h"
@@ -18,7 +18,8 @@ Options to_options(const SGDOptions& o) {
           {"dampening", o.dampening},
           {"weight_decay", o.weight_decay},
           {"nesterov", o.nesterov ? 1.0 : 0.0},
-          {"maximize", o.maximize ? 1.0 : 0.0}};
+          {"maximize", o.maximize ? 1.0 : 0.0},
+          {"master_weights", o.master_weights ? 1.0 : 0.0}};
 }
 
 }  // namespace
@@ -38,6 +39,7 @@ void SGD::check_options(const Options& o) const {
   BM_CHECK_VALUE(o.count("dampening"), op, "missing option 'dampening'");
   check_flag(o, "nesterov");
   check_flag(o, "maximize");
+  if (o.count("master_weights")) check_flag(o, "master_weights");
   BM_CHECK_VALUE(o.at("nesterov") == 0.0 || (o.at("momentum") > 0.0 && o.at("dampening") == 0.0), op,
                  "Nesterov momentum requires a momentum and zero dampening");
 }
@@ -53,33 +55,48 @@ void SGD::update_group(ParamGroup& group) {
   const double lr = group.lr(), momentum = group.get("momentum"), dampening = group.get("dampening");
   const double weight_decay = group.get("weight_decay");
   const bool nesterov = group.flag("nesterov"), maximize = group.flag("maximize");
+  const bool master = master_weights(group);
+  check_master_weights(group);
+  for (Tensor& p : group.params)  // master_weights switched off: p is the truth again
+    if (!master && p.grad().defined()) state_for(p).erase("master_param");
   if (!group.has("foreach") || group.get("foreach") != 0.0) {
-    std::vector<Tensor> params, grads, bufs, all;
+    std::vector<Tensor> params, grads, bufs, masters, pg, state;
     for (Tensor& param : group.params) {
       if (!param.grad().defined()) continue;
       params.push_back(param);
       grads.push_back(param.grad());
+      if (master) masters.push_back(working_param(param, state_for(param), true));
       if (momentum != 0.0) {
         const ParamState& st = state_for(param);
         auto it = st.find("momentum_buffer");
         bufs.push_back(it == st.end() ? Tensor() : it->second);
-        if (bufs.back().defined()) all.push_back(bufs.back());
+        if (bufs.back().defined()) state.push_back(bufs.back());
       }
     }
-    all.insert(all.end(), params.begin(), params.end());
-    all.insert(all.end(), grads.begin(), grads.end());
-    if (fused_blocker(all).empty()) {
-      fused_sgd_(params, grads, bufs, FusedSGDOptions{lr, momentum, dampening, weight_decay, nesterov, maximize});
+    pg = params;
+    pg.insert(pg.end(), grads.begin(), grads.end());
+    state.insert(state.end(), masters.begin(), masters.end());
+    bool fits = fused_blocker(pg, /*any_floating=*/true).empty();
+    if (fits && !params.empty()) {
+      const DType dt = params[0].dtype();
+      fits = dt == DType::Float32 || dt == DType::Float64 || dt == DType::Float16 || dt == DType::BFloat16;
+      fits = fits && (state.empty() || (fused_blocker(state).empty() && state[0].dtype() == fused_state_dtype(dt) &&
+                                        state[0].device() == params[0].device()));
+    }
+    if (fits) {
+      fused_sgd_(params, grads, bufs, FusedSGDOptions{lr, momentum, dampening, weight_decay, nesterov, maximize},
+                 masters);
       for (size_t i = 0; i < bufs.size(); ++i) state_for(params[i])["momentum_buffer"] = bufs[i];
       return;
     }
   }
   for (Tensor& param : group.params) {
     if (!param.grad().defined()) continue;
-    Tensor p = param.detach();  // the update itself is not part of any graph
-    Tensor d_p = effective_grad(param, maximize, weight_decay);
+    ParamState& state = state_for(param);
+    // Half p: the float32 step on the master copy or on float(p), rounded back at the end.
+    Tensor p = working_param(param, state, master);  // the update itself is not part of any graph
+    Tensor d_p = working_grad(param, p, maximize, weight_decay);
     if (momentum != 0.0) {
-      ParamState& state = state_for(param);
       auto it = state.find("momentum_buffer");
       if (it == state.end()) {
         it = state.emplace("momentum_buffer", clone(d_p)).first;
@@ -90,6 +107,7 @@ void SGD::update_group(ParamGroup& group) {
       d_p = nesterov ? add(d_p, it->second, Scalar(momentum)) : it->second;
     }
     add_(p, d_p, Scalar(-lr));
+    write_back(param, p);
   }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <vector>
 
+#include "core/ops/fused_optim.h"
 #include "optim/optimizer.h"
 
 namespace bigmodel::optim {
@@ -18,13 +19,16 @@ struct SGDOptions {
   double weight_decay = 0.0;
   bool nesterov = false;
   bool maximize = false;
+  // float16/bfloat16 parameters only: a float32 master copy "master_param" that the step
+  // updates (p = its rounding); half parameters always keep a float32 momentum buffer.
+  bool master_weights = false;
 };
 
 class SGD : public Optimizer {
  public:
   // params: the tensors to update (e.g. module.parameters()); checks the options as
   // Python does (ValueError "[SGD] ..."). Group options: lr, momentum, dampening,
-  // weight_decay, nesterov, maximize.
+  // weight_decay, nesterov, maximize, master_weights.
   SGD(std::vector<Tensor> params, SGDOptions options);
   // Several groups; each group's options override `defaults`.
   SGD(std::vector<ParamGroup> groups, SGDOptions defaults);
@@ -37,6 +41,7 @@ class SGD : public Optimizer {
  protected:
   void check_options(const Options& o) const override;
   void update_group(ParamGroup& group) override;
+  DType state_dtype(const Tensor& param) const override { return fused_state_dtype(param.dtype()); }
 
  private:
   SGDOptions options_;

@@ -50,43 +50,163 @@ void for_each_chunk(const std::vector<Chunk>& chunks, int64_t work, F body) {
   for (int64_t c = 0; c < count; ++c) body(chunks[c]);
 }
 
+// ------------------------------------------------------------------ half parameters
+// Float16/BFloat16 parameters run the float32 loops below on float copies of a sub-block
+// (a few KiB on the stack, so the data stays in L1): grads widened exactly, the parameter
+// widened from p or taken from the float32 master copy (updated in place), and the result
+// rounded back into p. So the half path computes exactly what the float32 path computes on
+// float(p), which is what the per-tensor loop does for half parameters.
+constexpr int64_t kSub = 512;
+
+// body(p_f, g_f, off, len) runs the float32 loop over elements [off, off + len) of tensor t,
+// with p_f / g_f pointing at element 0 of the sub-block (state pointers are offset by off).
+#ifdef BM_FUSED_X86
+// 8 conversions per instruction, the same bits as Half/BFloat16's scalar conversions
+// (round to nearest even; bfloat16 NaN made quiet as BFloat16::from_float does). Each returns
+// how far it got; the scalar loops finish the tail.
+__attribute__((target("avx2"))) int64_t widen_avx2(const BFloat16* src, float* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+    _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  }
+  return j;
+}
+__attribute__((target("avx2"))) int64_t narrow_avx2(const float* src, BFloat16* dst, int64_t n) {
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  const __m256i quiet = _mm256_set1_epi32(0x400000);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i x = _mm256_castps_si256(_mm256_loadu_ps(src + j));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(bias, lsb)), 16);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), inf);  // |x| > inf, as integers
+    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_srli_epi32(_mm256_or_si256(x, quiet), 16), nan);
+    // 8 x u32 (< 2^16) -> 8 x u16: packus works per 128-bit lane, then gather qwords 0 and 2.
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm256_castsi256_si128(packed));
+  }
+  return j;
+}
+__attribute__((target("avx2,f16c"))) int64_t widen_avx2(const Half* src, float* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j))));
+  return j;
+}
+__attribute__((target("avx2,f16c"))) int64_t narrow_avx2(const float* src, Half* dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  return j;
+}
+
+bool cpu_has_avx2_f16c() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  return has;
+}
+#endif
+
+template <typename P>
+void widen(const P* src, float* dst, int64_t n) {
+  int64_t j = 0;
+#ifdef BM_FUSED_X86
+  if (cpu_has_avx2_f16c()) j = widen_avx2(src, dst, n);
+#endif
+  for (; j < n; ++j) dst[j] = static_cast<float>(src[j]);
+}
+
+template <typename P>
+void narrow(const float* src, P* dst, int64_t n) {
+  int64_t j = 0;
+#ifdef BM_FUSED_X86
+  if (cpu_has_avx2_f16c()) j = narrow_avx2(src, dst, n);
+#endif
+  for (; j < n; ++j) dst[j] = P(src[j]);
+}
+
+template <typename P, typename Body>
+void half_blocks(P* p, const P* g, float* master, int64_t begin, int64_t end, Body body) {
+  float pbuf[kSub], gbuf[kSub];
+  for (int64_t off = begin; off < end; off += kSub) {
+    const int64_t len = std::min(kSub, end - off);
+    widen(g + off, gbuf, len);
+    float* pf = master ? master + off : pbuf;
+    if (!master) widen(p + off, pbuf, len);
+    body(pf, gbuf, off, len);
+    narrow(pf, p + off, len);
+  }
+}
+
+template <typename P>
+P* data_as(const Tensor& t) {
+  return static_cast<P*>(t.data_ptr());
+}
+
 // ------------------------------------------------------------------ SGD
 template <typename T>
-void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
-               const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
-  // Python numbers become 0-d tensors of the parameter dtype in the per-tensor path: round them once.
-  const T wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
-  const T damp = static_cast<T>(1.0 - o.dampening), neg_lr = static_cast<T>(-o.lr);
-  const bool use_wd = o.weight_decay != 0.0, use_mom = o.momentum != 0.0;
-  const bool nesterov = o.nesterov, maximize = o.maximize;
-  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
-    T* p = params[c.tensor].data<T>();
-    const T* g = grads[c.tensor].data<T>();
-    T* buf = use_mom ? bufs[c.tensor].data<T>() : nullptr;
-    const bool is_first = use_mom && first[c.tensor];
-    for (int64_t i = c.begin; i < c.end; ++i) {
-      T d = maximize ? -g[i] : g[i];
-      if (use_wd) d = d + p[i] * wd;
-      if (use_mom) {
-        T b;
-        if (is_first) {
-          b = d;
-        } else {
-          b = buf[i] * mom;
-          b = b + d * damp;
-        }
-        buf[i] = b;
-        d = nesterov ? d + b * mom : b;
+struct SGDConsts {
+  T wd, mom, damp, neg_lr;
+  bool use_wd, use_mom, nesterov, maximize;
+};
+
+// Elements [0, n) of one tensor (pointers already offset).
+template <typename T>
+void sgd_chunk(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n, bool is_first,
+               const SGDConsts<T>& k) {
+  for (int64_t i = 0; i < n; ++i) {
+    T d = k.maximize ? -g[i] : g[i];
+    if (k.use_wd) d = d + p[i] * k.wd;
+    if (k.use_mom) {
+      T b;
+      if (is_first) {
+        b = d;
+      } else {
+        b = buf[i] * k.mom;
+        b = b + d * k.damp;
       }
-      p[i] = p[i] + d * neg_lr;
+      buf[i] = b;
+      d = k.nesterov ? d + b * k.mom : b;
+    }
+    p[i] = p[i] + d * k.neg_lr;
+  }
+}
+
+// T: the compute (= state) type; P: the parameter/gradient storage type (T, or a half type with T = float).
+template <typename T, typename P>
+void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
+               const std::vector<uint8_t>& first, const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
+  // Python numbers become 0-d tensors of the state dtype in the per-tensor path: round them once.
+  const SGDConsts<T> k{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum), static_cast<T>(1.0 - o.dampening),
+                       static_cast<T>(-o.lr),          o.weight_decay != 0.0,     o.momentum != 0.0,
+                       o.nesterov,                     o.maximize};
+  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
+    P* p = data_as<P>(params[c.tensor]);
+    const P* g = data_as<const P>(grads[c.tensor]);
+    T* buf = k.use_mom ? bufs[c.tensor].data<T>() : nullptr;
+    const bool is_first = k.use_mom && first[c.tensor];
+    if constexpr (std::is_same_v<T, P>) {
+      sgd_chunk<T>(p + c.begin, g + c.begin, buf ? buf + c.begin : nullptr, c.end - c.begin, is_first, k);
+    } else {
+      float* master = masters.empty() ? nullptr : masters[c.tensor].data<float>();
+      half_blocks<P>(p, g, master, c.begin, c.end, [&](float* pf, const float* gf, int64_t off, int64_t len) {
+        sgd_chunk<float>(pf, gf, buf ? buf + off : nullptr, len, is_first, k);
+      });
     }
   });
 }
 
 void fused_sgd_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                   const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
-  if (params[0].dtype() == DType::Float64) sgd_typed<double>(params, grads, bufs, first, o);
-  else sgd_typed<float>(params, grads, bufs, first, o);
+                   const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first,
+                   const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
+  switch (params[0].dtype()) {
+    case DType::Float64: return sgd_typed<double, double>(params, grads, bufs, first, masters, o);
+    case DType::Float16: return sgd_typed<float, Half>(params, grads, bufs, first, masters, o);
+    case DType::BFloat16: return sgd_typed<float, BFloat16>(params, grads, bufs, first, masters, o);
+    default: return sgd_typed<float, float>(params, grads, bufs, first, masters, o);
+  }
 }
 
 // ------------------------------------------------------------------ Adam / AdamW
@@ -191,11 +311,12 @@ AdamChunkFn<T> pick_adam_chunk(bool amsgrad, bool maximize) {
   return maximize ? &adam_chunk_best<T, WD, false, true> : &adam_chunk_best<T, WD, false, false>;
 }
 
-template <typename T>
+// T: the compute (= state) type; P: the parameter/gradient storage type (T, or a half type with T = float).
+template <typename T, typename P>
 void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m1,
-                const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<int64_t>& steps,
-                const FusedAdamOptions& o) {
-  // Python numbers become 0-d tensors of the parameter dtype in the per-tensor path: round them once.
+                const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<Tensor>& masters,
+                const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
+  // Python numbers become 0-d tensors of the state dtype in the per-tensor path: round them once.
   const T b1 = static_cast<T>(o.beta1), one_minus_b1 = static_cast<T>(1.0 - o.beta1);
   const T b2 = static_cast<T>(o.beta2), one_minus_b2 = static_cast<T>(1.0 - o.beta2);
   const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay);
@@ -208,20 +329,37 @@ void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
   for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
     const AdamStepScalars s = adam_step_scalars(o, steps[c.tensor]);
     T* vm = o.amsgrad ? vmax[c.tensor].data<T>() : nullptr;
-    run(params[c.tensor].data<T>(), grads[c.tensor].data<T>(), m1[c.tensor].data<T>(), m2[c.tensor].data<T>(), vm,
-        c.begin, c.end, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay, static_cast<T>(s.step_size),
-        static_cast<T>(s.bias_correction2_sqrt));
+    T* m = m1[c.tensor].data<T>();
+    T* v = m2[c.tensor].data<T>();
+    const T step_size = static_cast<T>(s.step_size), bc2 = static_cast<T>(s.bias_correction2_sqrt);
+    if constexpr (std::is_same_v<T, P>) {
+      run(params[c.tensor].data<T>(), grads[c.tensor].data<T>(), m, v, vm, c.begin, c.end, b1, one_minus_b1, b2,
+          one_minus_b2, eps, wd, decay, step_size, bc2);
+    } else {
+      float* master = masters.empty() ? nullptr : masters[c.tensor].data<float>();
+      half_blocks<P>(data_as<P>(params[c.tensor]), data_as<const P>(grads[c.tensor]), master, c.begin, c.end,
+                     [&](float* pf, const float* gf, int64_t off, int64_t len) {
+                       // The chunk loop indexes from 0 here: shift the state pointers to the sub-block.
+                       run(pf, gf, m + off, v + off, vm ? vm + off : nullptr, 0, len, b1, one_minus_b1, b2,
+                           one_minus_b2, eps, wd, decay, step_size, bc2);
+                     });
+    }
   });
 }
 
 void fused_adam_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                     const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
-                    const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<int64_t>& steps,
-                    const FusedAdamOptions& o) {
-  if (params[0].dtype() == DType::Float64)
-    adam_typed<double>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
-  else
-    adam_typed<float>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
+                    const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& masters,
+                    const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
+  const auto& m = exp_avgs;
+  const auto& v = exp_avg_sqs;
+  const auto& vm = max_exp_avg_sqs;
+  switch (params[0].dtype()) {
+    case DType::Float64: return adam_typed<double, double>(params, grads, m, v, vm, masters, steps, o);
+    case DType::Float16: return adam_typed<float, Half>(params, grads, m, v, vm, masters, steps, o);
+    case DType::BFloat16: return adam_typed<float, BFloat16>(params, grads, m, v, vm, masters, steps, o);
+    default: return adam_typed<float, float>(params, grads, m, v, vm, masters, steps, o);
+  }
 }
 
 // ------------------------------------------------------------------ norm and scale
@@ -277,8 +415,38 @@ void fused_mul_cpu(const std::vector<Tensor>& tensors, const Tensor& scale) {
   BM_DISPATCH_FLOATING(tensors[0].dtype(), "fused_mul_", [&] { mul_typed<scalar_t>(tensors, scale); });
 }
 
+// GradScaler's unscale: one pass that multiplies and checks. Each chunk notes a non-finite
+// element in its own flag (no shared writes in the parallel loop); found_inf is set after.
+template <typename T>
+void unscale_typed(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
+  using C = compute_t<T>;
+  // float32 for half grads (PyTorch's opmath), the grads' own dtype otherwise.
+  const C inv = static_cast<C>(*inv_scale.data<float>());
+  const std::vector<Chunk> chunks = make_chunks(grads);
+  std::vector<uint8_t> bad(chunks.size(), 0);
+  const int64_t count = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static) if (total_numel(grads) > kChunk && count > 1)
+  for (int64_t ci = 0; ci < count; ++ci) {
+    const Chunk& c = chunks[ci];
+    T* x = grads[c.tensor].data<T>();
+    bool nonfinite = false;
+    for (int64_t i = c.begin; i < c.end; ++i) {
+      const C v = static_cast<C>(x[i]);
+      nonfinite |= !std::isfinite(v);
+      x[i] = static_cast<T>(v * inv);
+    }
+    bad[ci] = nonfinite;
+  }
+  if (std::find(bad.begin(), bad.end(), uint8_t{1}) != bad.end()) *found_inf.data<float>() = 1.0f;
+}
+
+void fused_unscale_cpu(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
+  BM_DISPATCH_FLOATING(grads[0].dtype(), "fused_unscale_", [&] { unscale_typed<scalar_t>(grads, found_inf, inv_scale); });
+}
+
 }  // namespace
 
+BM_REGISTER_KERNEL(fused_unscale_kernel, CPU, &fused_unscale_cpu);
 BM_REGISTER_KERNEL(fused_sgd_kernel, CPU, &fused_sgd_cpu);
 BM_REGISTER_KERNEL(fused_adam_kernel, CPU, &fused_adam_cpu);
 BM_REGISTER_KERNEL(fused_norm_kernel, CPU, &fused_norm_cpu);

@@ -4,8 +4,10 @@
 // buffer into device memory on the current stream (no host sync), and each block takes one
 // chunk. Arithmetic uses the round-to-nearest intrinsics (__fmul_rn, ...), which nvcc never
 // contracts into FMAs, in the order of the CPU kernel, so CUDA and CPU agree bit for bit.
-// Float32 and Float64 parameters with state of the same dtype; the norm and scale take every
-// floating dtype.
+// Float32 and Float64 parameters with state of the same dtype; Float16/BFloat16 parameters and
+// gradients with float32 state and optional float32 master copies (read p or the master, update
+// in float32, write the master and round(p) in the same pass); the norm, scale and unscale take
+// every floating dtype.
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -25,8 +27,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kChunk = 16384;  // elements per block: 64 per thread
 
-struct TensorEntry {  // 64 bytes
-  void* ptr[5];       // param, grad, state 1..3 (null when absent)
+struct TensorEntry {  // 72 bytes
+  void* ptr[6];       // param, grad, state 1..3, float32 master copy (null when absent)
   int64_t numel;
   double s0, s1;      // per-tensor scalars (Adam: step_size, bias_correction2_sqrt; SGD: first step)
 };
@@ -102,11 +104,13 @@ __device__ __forceinline__ void chunk_loop(const TensorEntry& e, int64_t start, 
   for (int64_t j = i + threadIdx.x; j < end; j += blockDim.x) op.template run<1>(e, j);
 }
 
+// Every pointer aligned for a Pack<T, V> (T: the widest element type of the lists, the state
+// type), which also aligns the narrower half packs of V elements.
 template <typename T, int V>
 __device__ __forceinline__ bool all_aligned(const TensorEntry& e) {
   uintptr_t bits = 0;
 #pragma unroll
-  for (int k = 0; k < 5; ++k) bits |= reinterpret_cast<uintptr_t>(e.ptr[k]);
+  for (int k = 0; k < 6; ++k) bits |= reinterpret_cast<uintptr_t>(e.ptr[k]);
   return (bits & (sizeof(T) * V - 1)) == 0;
 }
 
@@ -126,13 +130,57 @@ struct SGDConsts {
   bool use_wd, use_mom, nesterov, maximize;
 };
 
-template <typename T>
+// Elements i..i+W of a half list, widened (exactly) to T.
+template <typename T, typename P, int W>
+__device__ __forceinline__ Pack<T, W> widen(const void* base, int64_t i) {
+  using S = typename ElemTraits<P>::storage;
+  const Pack<S, W> h = load_pack<S, W>(base, i);
+  Pack<T, W> r;
+#pragma unroll
+  for (int q = 0; q < W; ++q) r.v[q] = ElemTraits<P>::load(h.v[q]);
+  return r;
+}
+
+// The parameter of element i..i+W in the compute type T: the master copy when there is one,
+// else p widened (exactly) from its storage type P.
+template <typename T, typename P, int W>
+__device__ __forceinline__ Pack<T, W> load_param(const TensorEntry& e, int64_t i) {
+  if constexpr (std::is_same_v<T, P>) {
+    return load_pack<T, W>(e.ptr[0], i);
+  } else {
+    if (e.ptr[5]) return load_pack<T, W>(e.ptr[5], i);
+    return widen<T, P, W>(e.ptr[0], i);
+  }
+}
+
+// Writes the updated parameter: into p (and the master copy, then p = its rounding) for half P.
+template <typename T, typename P, int W>
+__device__ __forceinline__ void store_param(const TensorEntry& e, int64_t i, const Pack<T, W>& p) {
+  if constexpr (std::is_same_v<T, P>) {
+    store_pack<T, W>(e.ptr[0], i, p);
+  } else {
+    using S = typename ElemTraits<P>::storage;
+    if (e.ptr[5]) store_pack<T, W>(e.ptr[5], i, p);
+    Pack<S, W> h;
+#pragma unroll
+    for (int q = 0; q < W; ++q) h.v[q] = ElemTraits<P>::store(p.v[q]);
+    store_pack<S, W>(e.ptr[0], i, h);
+  }
+}
+
+template <typename T, typename P, int W>
+__device__ __forceinline__ Pack<T, W> load_grad(const TensorEntry& e, int64_t i) {
+  if constexpr (std::is_same_v<T, P>) return load_pack<T, W>(e.ptr[1], i);
+  else return widen<T, P, W>(e.ptr[1], i);
+}
+
+template <typename T, typename P>
 struct SGDOp {
   SGDConsts<T> k;
   template <int W>
   __device__ __forceinline__ void run(const TensorEntry& e, int64_t i) const {
-    Pack<T, W> p = load_pack<T, W>(e.ptr[0], i);
-    const Pack<T, W> g = load_pack<T, W>(e.ptr[1], i);
+    Pack<T, W> p = load_param<T, P, W>(e, i);
+    const Pack<T, W> g = load_grad<T, P, W>(e, i);
     Pack<T, W> b;
     if (k.use_mom && e.s0 == 0.0) b = load_pack<T, W>(e.ptr[2], i);
 #pragma unroll
@@ -145,7 +193,7 @@ struct SGDOp {
       }
       p.v[q] = add_rn(p.v[q], mul_rn(d, k.neg_lr));
     }
-    store_pack<T, W>(e.ptr[0], i, p);
+    store_param<T, P, W>(e, i, p);
     if (k.use_mom) store_pack<T, W>(e.ptr[2], i, b);
   }
 };
@@ -157,14 +205,14 @@ struct AdamConsts {
   bool use_wd, decoupled, amsgrad, maximize;
 };
 
-template <typename T>
+template <typename T, typename P>
 struct AdamOp {
   AdamConsts<T> k;
   template <int W>
   __device__ __forceinline__ void run(const TensorEntry& e, int64_t i) const {
     const T step_size = static_cast<T>(e.s0), bc2 = static_cast<T>(e.s1);
-    Pack<T, W> p = load_pack<T, W>(e.ptr[0], i);
-    const Pack<T, W> g = load_pack<T, W>(e.ptr[1], i);
+    Pack<T, W> p = load_param<T, P, W>(e, i);
+    const Pack<T, W> g = load_grad<T, P, W>(e, i);
     Pack<T, W> m = load_pack<T, W>(e.ptr[2], i);
     Pack<T, W> v = load_pack<T, W>(e.ptr[3], i);
     Pack<T, W> vm;
@@ -187,13 +235,15 @@ struct AdamOp {
       const T denom = add_rn(div_rn(sqrt_rn(second), bc2), k.eps);
       p.v[q] = add_rn(param, mul_rn(div_rn(m.v[q], denom), step_size));
     }
-    store_pack<T, W>(e.ptr[0], i, p);
+    store_param<T, P, W>(e, i, p);
     store_pack<T, W>(e.ptr[2], i, m);
     store_pack<T, W>(e.ptr[3], i, v);
     if (k.amsgrad) store_pack<T, W>(e.ptr[4], i, vm);
   }
 };
 
+// T: the compute/state type; V elements per vector step (16-byte state loads; the half
+// parameter/gradient loads of the same V elements are 8 bytes).
 template <typename T, typename Op>
 __global__ void __launch_bounds__(kThreads) fused_update_kernel(const TensorEntry* __restrict__ tensors,
                                                                 const ChunkEntry* __restrict__ chunks, Op op) {
@@ -225,30 +275,38 @@ TensorEntry entry_of(std::initializer_list<const Tensor*> ts, int64_t numel, dou
   return e;
 }
 
-template <typename T>
+// T: the compute (= state) type; P: the parameter/gradient dtype (T, or Half/BFloat16 with T = float).
+template <typename T, typename P>
 void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
-               const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
+               const std::vector<uint8_t>& first, const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
   SGDConsts<T> k{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum), static_cast<T>(1.0 - o.dampening),
                  static_cast<T>(-o.lr), o.weight_decay != 0.0, o.momentum != 0.0, o.nesterov, o.maximize};
   std::vector<TensorEntry> entries;
   entries.reserve(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor* buf = k.use_mom ? &bufs[i] : nullptr;
-    entries.push_back(entry_of({&params[i], &grads[i], buf}, params[i].numel(), k.use_mom && first[i] ? 1.0 : 0.0));
+    const Tensor* master = masters.empty() ? nullptr : &masters[i];
+    entries.push_back(entry_of({&params[i], &grads[i], buf, nullptr, nullptr, master}, params[i].numel(),
+                               k.use_mom && first[i] ? 1.0 : 0.0));
   }
-  launch_update<T>(entries, params[0].device(), SGDOp<T>{k});
+  launch_update<T>(entries, params[0].device(), SGDOp<T, P>{k});
 }
 
 void fused_sgd_cuda(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                    const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first, const FusedSGDOptions& o) {
-  if (params[0].dtype() == DType::Float64) sgd_typed<double>(params, grads, bufs, first, o);
-  else sgd_typed<float>(params, grads, bufs, first, o);
+                    const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first,
+                    const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
+  switch (params[0].dtype()) {
+    case DType::Float64: return sgd_typed<double, double>(params, grads, bufs, first, masters, o);
+    case DType::Float16: return sgd_typed<float, Half>(params, grads, bufs, first, masters, o);
+    case DType::BFloat16: return sgd_typed<float, BFloat16>(params, grads, bufs, first, masters, o);
+    default: return sgd_typed<float, float>(params, grads, bufs, first, masters, o);
+  }
 }
 
-template <typename T>
+template <typename T, typename P>
 void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m1,
-                const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<int64_t>& steps,
-                const FusedAdamOptions& o) {
+                const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<Tensor>& masters,
+                const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
   AdamConsts<T> k{static_cast<T>(o.beta1), static_cast<T>(1.0 - o.beta1), static_cast<T>(o.beta2),
                   static_cast<T>(1.0 - o.beta2), static_cast<T>(o.eps), static_cast<T>(o.weight_decay),
                   static_cast<T>(1.0 - o.lr * o.weight_decay), o.weight_decay != 0.0, o.decoupled, o.amsgrad,
@@ -259,20 +317,26 @@ void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
     const AdamStepScalars s = adam_step_scalars(o, steps[i]);
     // The kernel rounds the scalars to T exactly as the CPU does (static_cast of the double).
     const Tensor* vm = o.amsgrad ? &vmax[i] : nullptr;
-    entries.push_back(entry_of({&params[i], &grads[i], &m1[i], &m2[i], vm}, params[i].numel(), s.step_size,
+    const Tensor* master = masters.empty() ? nullptr : &masters[i];
+    entries.push_back(entry_of({&params[i], &grads[i], &m1[i], &m2[i], vm, master}, params[i].numel(), s.step_size,
                                s.bias_correction2_sqrt));
   }
-  launch_update<T>(entries, params[0].device(), AdamOp<T>{k});
+  launch_update<T>(entries, params[0].device(), AdamOp<T, P>{k});
 }
 
 void fused_adam_cuda(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                      const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
-                     const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<int64_t>& steps,
-                     const FusedAdamOptions& o) {
-  if (params[0].dtype() == DType::Float64)
-    adam_typed<double>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
-  else
-    adam_typed<float>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o);
+                     const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& masters,
+                     const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
+  const auto& m = exp_avgs;
+  const auto& v = exp_avg_sqs;
+  const auto& vm = max_exp_avg_sqs;
+  switch (params[0].dtype()) {
+    case DType::Float64: return adam_typed<double, double>(params, grads, m, v, vm, masters, steps, o);
+    case DType::Float16: return adam_typed<float, Half>(params, grads, m, v, vm, masters, steps, o);
+    case DType::BFloat16: return adam_typed<float, BFloat16>(params, grads, m, v, vm, masters, steps, o);
+    default: return adam_typed<float, float>(params, grads, m, v, vm, masters, steps, o);
+  }
 }
 
 // ------------------------------------------------------------------ norm and scale
@@ -393,8 +457,52 @@ void fused_mul_cuda(const std::vector<Tensor>& tensors, const Tensor& scale) {
   BM_DISPATCH_FLOATING(tensors[0].dtype(), "fused_mul_", [&] { mul_typed<scalar_t>(tensors, scale); });
 }
 
+// GradScaler's unscale: x *= inv (in the wide type: float for half, as on the CPU) and a
+// non-finite element anywhere sets *found_inf = 1 (every writer stores the same value).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) unscale_kernel(const TensorEntry* __restrict__ tensors,
+                                                           const ChunkEntry* __restrict__ chunks,
+                                                           float* __restrict__ found_inf,
+                                                           const float* __restrict__ inv_scale) {
+  using S = typename ElemTraits<T>::storage;
+  using C = typename ElemTraits<T>::wide;
+  const ChunkEntry c = chunks[blockIdx.x];
+  const TensorEntry e = tensors[c.tensor];
+  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
+  const int64_t end = start + kChunk < e.numel ? start + kChunk : e.numel;
+  S* x = static_cast<S*>(e.ptr[0]);
+  const C inv = static_cast<C>(*inv_scale);
+  bool bad = false;
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
+    const C v = ElemTraits<T>::load(x[i]);
+    bad |= !isfinite(v);
+    x[i] = ElemTraits<T>::store(mul_rn(v, inv));
+  }
+  if (__syncthreads_or(bad) && threadIdx.x == 0) *found_inf = 1.0f;
+}
+
+template <typename T>
+void unscale_typed(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
+  const Device device = grads[0].device();
+  DeviceGuard guard(device.index);
+  cudaStream_t stream = current_cuda_stream(device.index);
+  std::vector<TensorEntry> entries;
+  entries.reserve(grads.size());
+  for (const Tensor& t : grads) entries.push_back(entry_of({&t}, t.numel()));
+  DeviceTable t = upload_table(entries, device, stream);
+  if (t.num_chunks == 0) return;
+  unscale_kernel<T><<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(
+      t.tensors, t.chunks, found_inf.data<float>(), inv_scale.data<float>());
+  BM_CUDA_CHECK_LAUNCH();
+}
+
+void fused_unscale_cuda(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
+  BM_DISPATCH_FLOATING(grads[0].dtype(), "fused_unscale_", [&] { unscale_typed<scalar_t>(grads, found_inf, inv_scale); });
+}
+
 }  // namespace
 
+BM_REGISTER_KERNEL(fused_unscale_kernel, CUDA, &fused_unscale_cuda);
 BM_REGISTER_KERNEL(fused_sgd_kernel, CUDA, &fused_sgd_cuda);
 BM_REGISTER_KERNEL(fused_adam_kernel, CUDA, &fused_adam_cuda);
 BM_REGISTER_KERNEL(fused_norm_kernel, CUDA, &fused_norm_cuda);

@@ -134,16 +134,23 @@ def test_resume_from_loop_state_continues_bitwise(rng):
         assert same_bits(a.detach().numpy(), b.detach().numpy())
 
 
-def test_half_params_fall_back_and_fused_true_refuses(rng):
+def test_half_params_take_the_fused_path_and_fused_true_refuses_mixtures(rng, monkeypatch):
     p = nn.Parameter(bm.tensor(rng.standard_normal(9).astype(np.float32)).to(dtype=bm.bfloat16))
     p.grad = bm.tensor(rng.standard_normal(9).astype(np.float32)).to(dtype=bm.bfloat16)
     before = p.detach().float().numpy().copy()
-    optim.Adam([p], lr=0.1).step()  # default: the per-tensor loop takes it
+    called = []
+    real = _C._fused_adam_
+    monkeypatch.setattr(_C, "_fused_adam_", lambda *a, **k: called.append(1) or real(*a, **k))
+    opt = optim.Adam([p], lr=0.1)
+    opt.step()  # float32 state, one fused call (tests/python/test_mixed_optim.py checks the bits)
+    assert called and opt.state[p]["exp_avg"].dtype == bm.float32
     assert not np.array_equal(p.detach().float().numpy(), before)
+    q = nn.Parameter(bm.ones(9))
+    q.grad = bm.ones(9)
     with pytest.raises(ValueError, match=r"\[Adam\] fused=True.*bfloat16"):
-        optim.Adam([p], lr=0.1, fused=True).step()
+        optim.Adam([p, q], lr=0.1, fused=True).step()
     with pytest.raises(ValueError, match=r"\[SGD\] fused=True.*bfloat16"):
-        optim.SGD([p], lr=0.1, foreach=True).step()
+        optim.SGD([p, q], lr=0.1, foreach=True).step()
 
 
 def test_mixed_dtypes_fall_back(rng, monkeypatch):
@@ -272,7 +279,12 @@ def test_bad_lists_raise_naming_the_op():
                         [bm.zeros([]), bm.zeros([])], lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
     with pytest.raises(TypeError, match=r"\[fused_sgd_\] expected every tensor of dtype float32.*float64"):
         _C._fused_sgd_(p, [bm.ones(3), bm.ones(4, dtype=bm.float64)], [], lr=0.1)
-    with pytest.raises(TypeError, match=r"\[fused_adam_\] supports float32 and float64 parameters, got float16"):
+    with pytest.raises(TypeError, match=r"\[fused_adam_\] supports float32, float64, float16 and bfloat16 "
+                                        r"parameters, got int64"):
+        h = [bm.ones(3, dtype=bm.int64)]
+        _C._fused_adam_(h, h, h, h, [], [bm.zeros([])], lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
+    with pytest.raises(TypeError, match=r"\[fused_adam_\] expected every state tensor of dtype float32 \(the state "
+                                        r"of the parameters' dtype float16\), got exp_avgs\[0\] of dtype float16"):
         h = [bm.ones(3, dtype=bm.float16)]
         _C._fused_adam_(h, h, h, h, [], [bm.zeros([])], lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8)
     with pytest.raises(ValueError, match=r"\[fused_sgd_\] grads\[1\] has shape \[5\] but params\[1\] has shape \[4\]"):

@@ -4,7 +4,11 @@ scale(loss) multiplies by the current scale; unscale_(opt) divides that optimize
 gradients by it and notes whether any is inf/NaN; step(opt) unscales if needed and skips
 optimizer.step() when one was; update() then backs the scale off (x backoff_factor) after a
 skipped step, or grows it (x growth_factor) after growth_interval clean steps in a row.
-The scale is a Python float, so the check costs one read per optimizer step on any device.
+The scale is a Python float. unscale_ is fused: the gradients are bucketed by (device, dtype)
+and each bucket is multiplied by 1/scale and checked for inf/NaN in one multi-tensor pass
+(_C._fused_unscale_, which accumulates into a float32 found_inf flag on the device), so a step
+costs one flag read per device; a non-contiguous gradient is unscaled on its own. A skipped
+step leaves parameters and optimizer state (master weights included) untouched.
 """
 import math
 
@@ -75,17 +79,31 @@ class GradScaler:
         if st["stage"] == _STEPPED:
             raise RuntimeError("[GradScaler.unscale_] unscale_() is being called after step()")
         inv = 1.0 / self._scale
+        buckets, loose = {}, []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_floating_point() and g.is_contiguous():
+                    buckets.setdefault((str(g.device), g.dtype), []).append(g)
+                else:
+                    loose.append(g)
         found = False
         with no_grad():
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None:
-                        continue
-                    # Checked before scaling: inv * inf stays inf, but a finite check first is clearer.
-                    if not found and not bool(_C.isfinite(g).all().item()):
-                        found = True
-                    g.mul_(inv)
+            flags = {}  # device -> float32 found_inf flag, shared by that device's buckets
+            for (dev, _), grads in buckets.items():
+                if dev not in flags:
+                    flags[dev] = (_C.zeros([1], dtype=_C.dtype.float32, device=grads[0].device),
+                                  _C.full([1], inv, dtype=_C.dtype.float32, device=grads[0].device))
+                found_inf, inv_scale = flags[dev]
+                _C._fused_unscale_([g.detach() for g in grads], found_inf, inv_scale)
+            for g in loose:
+                if not found and not bool(_C.isfinite(g).all().item()):
+                    found = True
+                g.mul_(inv)
+            for found_inf, _ in flags.values():  # one read per device
+                found = found or float(found_inf.item()) != 0.0
         st["found_inf"] = found
         st["stage"] = _UNSCALED
 

@@ -1,6 +1,7 @@
 """optim.Optimizer: parameter groups with per-group options, per-parameter state, zero_grad,
-state_dict/load_state_dict in PyTorch's layout (parameters referred to by index), and an
-opt-in skip of steps whose gradients hold NaN/Inf.
+state_dict/load_state_dict in PyTorch's layout (parameters referred to by index; float32 master
+copies of half parameters travel as state['master_param']), and an opt-in skip of steps whose
+gradients hold NaN/Inf.
 """
 import copy
 import warnings
@@ -164,15 +165,22 @@ class Optimizer:
                 if k != "params":
                     own[k] = copy.deepcopy(v)
 
-    @staticmethod
-    def _cast_state(param, key, value):
+    def _state_dtype(self, param):
+        """The dtype of param's floating state (SGD/Adam/AdamW: float32 for half parameters)."""
+        return param.dtype
+
+    def _cast_state(self, param, key, value):
+        """A loaded state value for param: tensors are copied onto its device; floating state in
+        the optimizer's state dtype, master copies ('master_param') kept float32."""
         if not isinstance(value, _C.Tensor):
             return copy.deepcopy(value)
         with no_grad():
             v = value.detach()
-            if key != "step" and v.is_floating_point():
-                v = v.to(dtype=param.dtype, device=param.device)
-            return v.clone()
+            if key == "master_param":
+                v = v.to(dtype=_C.dtype.float32, device=param.device)
+            elif key != "step" and v.is_floating_point():
+                v = v.to(dtype=self._state_dtype(param), device=param.device)
+            return v.contiguous().clone()
 
     def __repr__(self):
         lines = [type(self).__name__ + " ("]
