@@ -145,26 +145,43 @@ def test_half_params_take_the_fused_path_and_fused_true_refuses_mixtures(rng, mo
     opt.step()  # float32 state, one fused call (tests/python/test_mixed_optim.py checks the bits)
     assert called and opt.state[p]["exp_avg"].dtype == bm.float32
     assert not np.array_equal(p.detach().float().numpy(), before)
-    q = nn.Parameter(bm.ones(9))
-    q.grad = bm.ones(9)
-    with pytest.raises(ValueError, match=r"\[Adam\] fused=True.*bfloat16"):
+    q = nn.Parameter(bm.ones(3, 3))
+    q.grad = bm.ones(3, 3).t()  # not contiguous: no fused kernel takes it
+    with pytest.raises(ValueError, match=r"\[Adam\] fused=True"):
         optim.Adam([p, q], lr=0.1, fused=True).step()
-    with pytest.raises(ValueError, match=r"\[SGD\] fused=True.*bfloat16"):
+    with pytest.raises(ValueError, match=r"\[SGD\] fused=True"):
         optim.SGD([p, q], lr=0.1, foreach=True).step()
 
 
-def test_mixed_dtypes_fall_back(rng, monkeypatch):
-    a0 = rng.standard_normal(5).astype(np.float32)
-    a = nn.Parameter(bm.tensor(a0.copy()))
-    b = nn.Parameter(bm.tensor(rng.standard_normal(5)))  # float64
-    a.grad, b.grad = bm.ones(5), bm.ones(5, dtype=bm.float64)
-    called = []
-    monkeypatch.setattr(_C, "_fused_adam_", lambda *x, **k: called.append(1))
-    opt = optim.Adam([a, b], lr=0.1)
-    assert opt.defaults["fused"] is None and opt.defaults["foreach"] is None
-    opt.step()
-    assert not called
-    np.testing.assert_allclose(a.detach().numpy(), a0 - 0.1, rtol=0, atol=1e-6)  # Adam's first step: lr * sign(g)
+@pytest.mark.parametrize("make", [lambda ps, **k: optim.AdamW(ps, lr=0.1, **k),
+                                  lambda ps, **k: optim.SGD(ps, lr=0.1, momentum=0.9, **k)])
+def test_a_group_mixing_dtypes_makes_one_fused_call_per_dtype(rng, monkeypatch, make):
+    """bfloat16 weights beside float32 and float64 tensors in one group: one fused call per
+    dtype, with the loop's bits."""
+    dtypes = [bm.bfloat16, bm.float32, bm.bfloat16, bm.float64]
+    init = [rng.standard_normal(7) for _ in dtypes]
+    grads = [[rng.standard_normal(7) for _ in dtypes] for _ in range(3)]
+
+    def run(**kw):
+        ps = [nn.Parameter(bm.tensor(a, dtype=dt)) for a, dt in zip(init, dtypes)]
+        opt = make(ps, **kw)
+        for gs in grads:
+            for p, g, dt in zip(ps, gs, dtypes):
+                p.grad = bm.tensor(g, dtype=dt)
+            opt.step()
+        return [p.detach().float().numpy() if p.dtype != bm.float64 else p.detach().numpy() for p in ps]
+
+    calls = []
+    for name in ("_fused_adam_", "_fused_sgd_"):
+        real = getattr(_C, name)
+        monkeypatch.setattr(_C, name, lambda *a, _real=real, **k: calls.append(len(a[0])) or _real(*a, **k))
+    fused = run()
+    assert calls == [2, 1, 1] * 3  # bfloat16 (2 tensors), float32, float64 on each of 3 steps
+    calls.clear()
+    loop = run(foreach=False)
+    assert not calls
+    for a, b in zip(fused, loop):
+        assert same_bits(a, b)
 
 
 def test_skip_nonfinite_still_skips(rng):

@@ -131,6 +131,15 @@ def fused_blocker(tensors, state_tensors=()):
     return None
 
 
+def device_dtype_parts(params):
+    """Indices of `params` split by (device, dtype), in first-seen order: a group that mixes
+    dtypes (bfloat16 weights beside float32 norms) or devices makes one fused call per part."""
+    parts = {}
+    for i, p in enumerate(params):
+        parts.setdefault((str(p.device), p.dtype), []).append(i)
+    return list(parts.values())
+
+
 def use_fused(opt_name, group, tensors, state_tensors=()):
     """Whether a group's step takes the multi-tensor path (_C._fused_*): by default when every
     parameter and gradient (`tensors`) shares one device and one dtype of float32/float64/

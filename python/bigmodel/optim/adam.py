@@ -25,8 +25,8 @@ Mixed precision (float16/bfloat16 parameters):
 import math
 
 from .. import _C
-from ._common import (advance_step, check_betas, check_master_weights, check_non_negative, master_param, new_step,
-                      state_dtype, use_fused, working_grad, working_param, write_back, zeros_state)
+from ._common import (advance_step, check_betas, check_master_weights, check_non_negative, device_dtype_parts,
+                      master_param, new_step, state_dtype, use_fused, working_grad, working_param, write_back, zeros_state)
 from .optimizer import Optimizer
 
 
@@ -110,23 +110,28 @@ class Adam(Optimizer):
         if not params or group.get("fused") is False or group.get("foreach") is False:
             return False
         amsgrad, master_weights = group["amsgrad"], bool(group.get("master_weights"))
-        grads = [p.grad for p in params]
-        if not use_fused(type(self).__name__, group, params + grads):
+        name = type(self).__name__
+        parts = [[params[i] for i in idx] for idx in device_dtype_parts(params)]
+        if not all(use_fused(name, group, ps + [p.grad for p in ps]) for ps in parts):
             return False
-        states = [self.state[p] for p in params]
-        for p, state in zip(params, states):
-            self._init_state(p, state, amsgrad, master_weights)
-        exp_avgs = [s["exp_avg"] for s in states]
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        maxes = [s["max_exp_avg_sq"] for s in states] if amsgrad else []
-        masters = [s["master_param"] for s in states] if master_weights else []
-        if not use_fused(type(self).__name__, group, params + grads, exp_avgs + exp_avg_sqs + maxes + masters):
-            return False
+        for p in params:
+            self._init_state(p, self.state[p], amsgrad, master_weights)
+        calls = []
+        for ps in parts:
+            states = [self.state[p] for p in ps]
+            grads = [p.grad for p in ps]
+            exp_avgs = [s["exp_avg"] for s in states]
+            exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+            maxes = [s["max_exp_avg_sq"] for s in states] if amsgrad else []
+            masters = [s["master_param"] for s in states] if master_weights else []
+            if not use_fused(name, group, ps + grads, exp_avgs + exp_avg_sqs + maxes + masters):
+                return False
+            calls.append((ps, grads, exp_avgs, exp_avg_sqs, maxes, [s["step"] for s in states], masters))
         beta1, beta2 = group["betas"]
-        _C._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, maxes, [s["step"] for s in states], lr=group["lr"],
-                        beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                        amsgrad=amsgrad, maximize=group["maximize"], decoupled=self._decoupled,
-                        master_params=masters)
+        for ps, grads, exp_avgs, exp_avg_sqs, maxes, steps, masters in calls:
+            _C._fused_adam_(ps, grads, exp_avgs, exp_avg_sqs, maxes, steps, lr=group["lr"], beta1=beta1,
+                            beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
+                            maximize=group["maximize"], decoupled=self._decoupled, master_params=masters)
         return True
 
 

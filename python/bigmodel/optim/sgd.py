@@ -19,8 +19,8 @@ rounding), so small updates accumulate; it is saved in state_dict() and made fro
 loaded state lacks it. Only for float16/bfloat16 parameters (ValueError otherwise).
 """
 from .. import _C
-from ._common import (check_master_weights, master_param, state_dtype, use_fused, working_grad, working_param,
-                      write_back)
+from ._common import (check_master_weights, device_dtype_parts, master_param, state_dtype, use_fused, working_grad,
+                      working_param, write_back)
 from .optimizer import Optimizer, required
 
 
@@ -69,12 +69,16 @@ class SGD(Optimizer):
         grads = [p.grad for p in params]
         bufs = [self.state[p].get("momentum_buffer") for p in params] if momentum != 0 else []
         masters = [self.state[p]["master_param"] for p in params] if master_weights else []
-        if use_fused("SGD", group, params + grads, [b for b in bufs if b is not None] + masters):
-            bufs = _C._fused_sgd_(params, grads, bufs, lr=lr, momentum=momentum, dampening=dampening,
-                                  weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                                  master_params=masters)
-            for p, b in zip(params, bufs):
-                self.state[p]["momentum_buffer"] = b
+        parts = device_dtype_parts(params)
+        pick = lambda xs, idx: [xs[i] for i in idx] if xs else []  # noqa: E731
+        if all(use_fused("SGD", group, pick(params, idx) + pick(grads, idx),
+                         [b for b in pick(bufs, idx) if b is not None] + pick(masters, idx)) for idx in parts):
+            for idx in parts:
+                new_bufs = _C._fused_sgd_(pick(params, idx), pick(grads, idx), pick(bufs, idx), lr=lr,
+                                          momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                          nesterov=nesterov, maximize=maximize, master_params=pick(masters, idx))
+                for i, b in zip(idx, new_bufs):
+                    self.state[params[i]]["momentum_buffer"] = b
             return
         for p in params:
             state = self.state[p]
