@@ -3,19 +3,23 @@
 // CUDA events around each call after warm-up, L2 flushed (a 256 MB write) before every rep,
 // medians. Prints one table (shape, dtype, ours / cuBLAS TFLOP/s, ratio, agreement of the two
 // results) and exits 0; disagreements are flagged MISMATCH (the cuda tests are the correctness
-// gate). Run: build/bench_gemm_cuda [--quick]
+// gate). The kernel column names which of ours ran (wgmma on Hopper, mma.sync, sgemm, ...);
+// bfloat16 4096 / 8192 also run once with BIGMODEL_GEMM_WGMMA=0 (the mma.sync kernel) beside it.
+// Run: build/bench_gemm_cuda [--quick]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/gemm_internal.h"
 
 using namespace bigmodel;
 using namespace bigmodel::cuda;
@@ -82,7 +86,7 @@ struct Timer {
 };
 
 struct Row {
-  std::string shape, dtype;
+  std::string shape, dtype, kernel;
   double ours_tflops, cublas_tflops, rel_diff;
 };
 
@@ -101,6 +105,14 @@ double rel_diff(const void* x, const void* y, int64_t n) {
     den += b * b;
   }
   return std::sqrt(num / std::max(den, 1e-300));
+}
+
+// Which of our kernels gemm_ours picks for p (the order of gemm.cu's dispatcher).
+std::string our_kernel(const GemmParams& p) {
+  if (p.in_dtype == DType::Float32) return "sgemm";
+  if (gemm_detail::wgmma_gemm_supported(p)) return "wgmma";
+  if (gemm_detail::tc_gemm_supported(p)) return "mma.sync";
+  return "generic";
 }
 
 Row bench_float(Timer& timer, const std::string& label, DType dt, int64_t M, int64_t N, int64_t K, bool trans_b,
@@ -138,7 +150,8 @@ Row bench_float(Timer& timer, const std::string& label, DType dt, int64_t M, int
   CHECK(cudaStreamSynchronize(timer.stream));
   const double diff = dt == DType::Float32 ? rel_diff<float>(C0, C1, M * N) : rel_diff<__nv_bfloat16>(C0, C1, M * N);
   for (void* ptr : {A, B, C0, C1}) CHECK(cudaFree(ptr));
-  return {label, dt == DType::Float32 ? "float32" : "bfloat16", flops / (ours * 1e9), flops / (blas * 1e9), diff};
+  return {label, dt == DType::Float32 ? "float32" : "bfloat16", our_kernel(p), flops / (ours * 1e9),
+          flops / (blas * 1e9), diff};
 }
 
 Row bench_int8(Timer& timer, int64_t M, int64_t N, int64_t K, int reps) {
@@ -173,7 +186,8 @@ Row bench_int8(Timer& timer, int64_t M, int64_t N, int64_t K, int reps) {
   const double diff = std::memcmp(h0.data(), h1.data(), M * N * 4) == 0 ? 0.0 : 1.0;
   for (void* ptr : {static_cast<void*>(A), static_cast<void*>(B), static_cast<void*>(C0), static_cast<void*>(C1)})
     CHECK(cudaFree(ptr));
-  return {std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " NT", "int8", ops / (ours * 1e9),
+  return {std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " NT", "int8",
+          gemm_detail::int8_mma_supported(p) ? "mma.sync" : "generic", ops / (ours * 1e9),
           ops / (blas * 1e9), diff};
 }
 
@@ -207,6 +221,15 @@ int main(int argc, char** argv) {
     for (int64_t n : squares) {
       const int reps = n >= 8192 ? 7 : 15;
       rows.push_back(bench_float(timer, std::to_string(n) + "^3 NN", dt, n, n, n, false, reps));
+      if (dt == DType::BFloat16 && n >= 4096) {  // the Hopper kernel's targets: also NT, and mma.sync
+        rows.push_back(bench_float(timer, std::to_string(n) + "^3 NT", dt, n, n, n, true, reps));
+        const char* old = std::getenv("BIGMODEL_GEMM_WGMMA");
+        const std::string saved = old ? old : "";
+        setenv("BIGMODEL_GEMM_WGMMA", "0", 1);
+        rows.push_back(bench_float(timer, std::to_string(n) + "^3 NN", dt, n, n, n, false, reps));
+        if (old) setenv("BIGMODEL_GEMM_WGMMA", saved.c_str(), 1);
+        else unsetenv("BIGMODEL_GEMM_WGMMA");
+      }
     }
     for (const Gpt& g : gpt) {
       rows.push_back(bench_float(timer,
@@ -218,14 +241,15 @@ int main(int argc, char** argv) {
   rows.push_back(bench_int8(timer, 4096, 4096, 4096, 15));
 
   bool agree = true;
-  std::printf("\n%-34s %-9s %12s %14s %7s %10s\n", "shape (MxNxK layout)", "dtype", "ours TFLOP/s", "cuBLAS TFLOP/s",
-              "ratio", "rel diff");
+  std::printf("\n%-34s %-9s %-9s %12s %14s %7s %10s\n", "shape (MxNxK layout)", "dtype", "kernel", "ours TFLOP/s",
+              "cuBLAS TFLOP/s", "ratio", "rel diff");
   for (const Row& r : rows) {
     // Agreement bound: the two backends sum in different orders; bf16 outputs round to 8 bits.
     const double bound = r.dtype == "float32" ? 5e-5 : (r.dtype == "bfloat16" ? 1e-2 : 0.0);
     const bool ok = r.rel_diff <= bound;  // -1 (not compared) passes
     agree = agree && ok;
-    std::printf("%-34s %-9s %12.1f %14.1f %7.2f %10.2e%s\n", r.shape.c_str(), r.dtype.c_str(), r.ours_tflops,
+    std::printf("%-34s %-9s %-9s %12.1f %14.1f %7.2f %10.2e%s\n", r.shape.c_str(), r.dtype.c_str(), r.kernel.c_str(),
+                r.ours_tflops,
                 r.cublas_tflops, r.ours_tflops / r.cublas_tflops, r.rel_diff, ok ? "" : "  MISMATCH");
   }
   std::printf("(int8 in TOP/s; rel diff -1 = not compared; targets: float32 4096 and bfloat16 4096/8192 >= 0.90)\n");

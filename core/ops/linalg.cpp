@@ -1,5 +1,6 @@
 // Matmul family front ends: validation, PyTorch's matmul dispatch over operand ranks,
-// and the backward formulas (written with matmul itself, so they work on every device).
+// linear / linear_act on the fused linear_kernel, and the backward formulas (written with
+// matmul itself, so they work on every device).
 #include "core/ops/linalg.h"
 
 #include <algorithm>
@@ -8,11 +9,14 @@
 #include "core/autograd.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/reduce.h"
+#include "core/ops/unary.h"
 #include "core/ops/view.h"
 
 namespace bigmodel {
 
 BM_DEFINE_KERNEL(gemm_kernel);
+BM_DEFINE_KERNEL(linear_kernel);
 
 namespace {
 
@@ -76,6 +80,108 @@ bool foldable(const Tensor& t) {
   for (int64_t d = 0; d + 2 < t.dim(); ++d)
     if (t.size(d) != 1 && t.stride(d) != t.stride(d + 1) * t.size(d + 1)) return false;
   return true;
+}
+
+LinearAct parse_act(const std::string& act) {
+  if (act == "none") return LinearAct::None;
+  if (act == "relu") return LinearAct::ReLU;
+  if (act == "gelu") return LinearAct::GELU;
+  if (act == "gelu_tanh") return LinearAct::GELUTanh;
+  throw ValueError(str_cat("[linear_act] act must be 'none', 'relu', 'gelu' or 'gelu_tanh', got '", act, "'"));
+}
+
+// The composed form: the fallback, and what the fused kernel must equal.
+Tensor apply_act(const Tensor& y, LinearAct act) {
+  switch (act) {
+    case LinearAct::ReLU: return relu(y);
+    case LinearAct::GELU: return gelu(y, "none");
+    case LinearAct::GELUTanh: return gelu(y, "tanh");
+    default: return y;
+  }
+}
+
+// Validation shared by linear and linear_act (after autocast).
+void check_linear(const Tensor& input, const Tensor& weight, const Tensor& bias, const char* op) {
+  check_operands(input, weight, op);
+  BM_CHECK_SHAPE(input.dim() >= 1 && (weight.dim() == 1 || weight.dim() == 2), op,
+                 "expected input with >= 1 dims and a 1-D or 2-D weight, got shapes ", shape_str(input.sizes()),
+                 " and ", shape_str(weight.sizes()));
+  BM_CHECK_SHAPE(input.size(-1) == weight.size(-1), op, "input of shape ", shape_str(input.sizes()),
+                 " and weight of shape ", shape_str(weight.sizes()), " cannot be multiplied (in_features ",
+                 input.size(-1), " != ", weight.size(-1), ")");
+  if (!bias.defined()) return;
+  BM_CHECK_DTYPE(bias.dtype() == input.dtype(), op, "bias has dtype ", dtype_name(bias.dtype()), ", input has ",
+                 dtype_name(input.dtype()));
+  BM_CHECK_DEVICE(bias.device() == input.device(), op, "bias is on ", bias.device().str(), ", input on ",
+                  input.device().str());
+  // The output's shape: input's leading dims, then out_features (none for a 1-D weight).
+  Shape out_shape(input.sizes().begin(), input.sizes().end() - 1);
+  if (weight.dim() == 2) out_shape.push_back(weight.size(0));
+  bool fits = bias.dim() <= static_cast<int64_t>(out_shape.size());
+  for (int64_t i = 1; fits && i <= bias.dim(); ++i) {
+    const int64_t o = out_shape[out_shape.size() - i];
+    fits = bias.size(-i) == 1 || bias.size(-i) == o;
+  }
+  BM_CHECK_SHAPE(fits, op, "bias of shape ", shape_str(bias.sizes()), " does not broadcast to the output shape ",
+                 shape_str(out_shape));
+}
+
+// True when linear_kernel can take the call: a floating dtype, a device with the kernel, a
+// 2-D weight, a bias of shape [out] (or none), and leading input dims that fold into rows.
+bool fusable(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  if (!is_floating(input.dtype()) || weight.dim() != 2) return false;
+  if (!linear_kernel.table[static_cast<int>(input.device().type)]) return false;
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))) return false;
+  return input.dim() <= 2 || foldable(input);
+}
+
+// The fused product on 2-D operands: act(x @ w^T + b), with its autograd record. The
+// activation's backward reads the output (ReLU: y > 0 exactly where pre > 0) or, for GELU,
+// the pre-activation that the kernel wrote as its aux output while it had it in registers
+// (recomputing it would cost a second GEMM; the unfused path keeps the same tensor alive).
+Tensor linear_2d(const Tensor& x, const Tensor& w, const Tensor& b, LinearAct act) {
+  const int64_t M = x.size(0), N = w.size(0);
+  const bool grad = needs_grad({x, w, b});
+  const bool gelu_like = act == LinearAct::GELU || act == LinearAct::GELUTanh;
+  Tensor out = Tensor::empty({M, N}, x.dtype(), x.device());
+  Tensor aux = grad && gelu_like ? Tensor::empty({M, N}, x.dtype(), x.device()) : Tensor();
+  if (M > 0 && N > 0)
+    linear_kernel.get(x.device())(out, aux, x.detach(), w.detach(), b.defined() ? contiguous(b.detach()) : Tensor(),
+                                  act);
+  if (grad) {
+    const bool grad_x = x.requires_grad(), grad_w = w.requires_grad(), grad_b = b.defined() && b.requires_grad();
+    SavedTensor save_x = grad_w ? SavedTensor(x) : SavedTensor();
+    SavedTensor save_w = grad_x ? SavedTensor(w) : SavedTensor();
+    SavedTensor save_act = act == LinearAct::ReLU ? SavedTensor(out) : gelu_like ? SavedTensor(aux) : SavedTensor();
+    record_function("linear", {x, w, b}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor gp = g[0];  // the gradient at the pre-activation
+      if (act != LinearAct::None) {
+        const UnaryOp op = act == LinearAct::ReLU ? UnaryOp::Relu
+                           : act == LinearAct::GELU ? UnaryOp::Gelu
+                                                    : UnaryOp::GeluTanh;
+        gp = Tensor::empty(g[0].sizes(), g[0].dtype(), g[0].device());
+        unary_backward_kernel.get(g[0].device())(op, gp, g[0], save_act.unpack("linear"), Scalar(), Scalar());
+      }
+      Tensor gx, gw, gb;
+      if (grad_x) gx = matmul(gp, save_w.unpack("linear"));                    // [M, N] @ [N, K]
+      if (grad_w) gw = matmul(transpose(gp, 0, 1), save_x.unpack("linear"));  // [N, M] @ [M, K]
+      if (grad_b) gb = sum(gp, {0});
+      return std::vector<Tensor>{gx, gw, gb};
+    });
+  }
+  return out;
+}
+
+// linear_2d over any input rank: a 1-D input is one row, leading dims fold into rows.
+Tensor linear_fused(const Tensor& input, const Tensor& weight, const Tensor& bias, LinearAct act) {
+  const int64_t K = input.size(-1), N = weight.size(0);
+  if (input.dim() == 1) return squeeze(linear_2d(unsqueeze(input, 0), weight, bias, act), 0);
+  if (input.dim() == 2) return linear_2d(input, weight, bias, act);
+  Shape lead(input.sizes().begin(), input.sizes().end() - 1);
+  const int64_t rows = shape_numel(lead);  // explicit: a -1 can't be inferred when K == 0
+  Tensor y = linear_2d(reshape(input, {rows, K}), weight, bias, act);
+  lead.push_back(N);
+  return reshape(y, lead);
 }
 
 }  // namespace
@@ -167,22 +273,22 @@ Tensor outer(const Tensor& a, const Tensor& b) {
 Tensor linear(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in) {
   const Tensor input = amp::autocast_lower(input_in), weight = amp::autocast_lower(weight_in),
                bias = amp::autocast_lower(bias_in);
-  check_operands(input, weight, "linear");
-  BM_CHECK_SHAPE(input.dim() >= 1 && (weight.dim() == 1 || weight.dim() == 2), "linear",
-                 "expected input with >= 1 dims and a 1-D or 2-D weight, got shapes ", shape_str(input.sizes()),
-                 " and ", shape_str(weight.sizes()));
-  BM_CHECK_SHAPE(input.size(-1) == weight.size(-1), "linear", "input of shape ", shape_str(input.sizes()),
-                 " and weight of shape ", shape_str(weight.sizes()), " cannot be multiplied (in_features ",
-                 input.size(-1), " != ", weight.size(-1), ")");
+  check_linear(input, weight, bias, "linear");
+  // With a bias: one GEMM that adds it in its epilogue. Without one it is a plain product.
+  if (bias.defined() && fusable(input, weight, bias)) return linear_fused(input, weight, bias, LinearAct::None);
   Tensor y = matmul(input, weight.dim() == 2 ? transpose(weight, 0, 1) : weight);
-  if (!bias.defined()) return y;
-  BM_CHECK_DTYPE(bias.dtype() == input.dtype(), "linear", "bias has dtype ", dtype_name(bias.dtype()),
-                 ", input has ", dtype_name(input.dtype()));
-  bool fits = bias.dim() <= y.dim();
-  for (int64_t i = 1; fits && i <= bias.dim(); ++i) fits = bias.size(-i) == 1 || bias.size(-i) == y.size(-i);
-  BM_CHECK_SHAPE(fits, "linear", "bias of shape ", shape_str(bias.sizes()), " does not broadcast to the output shape ",
-                 shape_str(y.sizes()));
-  return add(y, bias);
+  return bias.defined() ? add(y, bias) : y;
+}
+
+Tensor linear_act(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in, const std::string& act) {
+  const LinearAct a = parse_act(act);
+  const Tensor input = amp::autocast_lower(input_in), weight = amp::autocast_lower(weight_in),
+               bias = amp::autocast_lower(bias_in);
+  check_linear(input, weight, bias, "linear_act");
+  BM_CHECK_SHAPE(weight.dim() == 2, "linear_act", "expected a 2-D weight [out_features, in_features], got shape ",
+                 shape_str(weight.sizes()));
+  if (fusable(input, weight, bias)) return linear_fused(input, weight, bias, a);
+  return apply_act(linear(input, weight, bias), a);
 }
 
 Tensor addmm(const Tensor& input_in, const Tensor& m1, const Tensor& m2, const Scalar& beta, const Scalar& alpha) {

@@ -1,14 +1,18 @@
 // CPU GEMM for the matmul family: OpenBLAS sgemm/dgemm for float32/float64 (strided and
 // transposed operands go to BLAS as they are), float16/bfloat16 through float32 sgemm,
 // and a plain loop for integers. Batches are looped here; broadcast batches have stride 0.
+// Also linear_kernel: the same GEMM with bias / activation / aux applied in one output pass.
 #include <cblas.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/linalg.h"
+#include "kernels/cpu/vec_math.h"
+#include "kernels/functors.h"
 
 namespace bigmodel::cpu {
 namespace {
@@ -102,15 +106,21 @@ void gemm_blas_one(const GemmShape& s, const T* a, const T* b, T* c, const BlasL
             static_cast<int>(use_a.ld), B, static_cast<int>(use_b.ld), c);
 }
 
-// float16 / bfloat16: convert both operands to float32, sgemm, round back.
+// float16 / bfloat16 operands as float32, sgemm into C (M x N float32).
 template <typename T>
-void gemm_half_one(const GemmShape& s, const T* a, const T* b, T* c) {
-  std::vector<float> A(s.M * s.K), B(s.K * s.N), C(s.M * s.N);
+void gemm_half_to_float(const GemmShape& s, const T* a, const T* b, float* C) {
+  std::vector<float> A(s.M * s.K), B(s.K * s.N);
   pack<T, float>(a, s.M, s.K, s.ars, s.acs, A.data());
   pack<T, float>(b, s.K, s.N, s.brs, s.bcs, B.data());
   blas_gemm(false, false, static_cast<int>(s.M), static_cast<int>(s.N), static_cast<int>(s.K), A.data(),
-            static_cast<int>(std::max<int64_t>(s.K, 1)), B.data(), static_cast<int>(std::max<int64_t>(s.N, 1)),
-            C.data());
+            static_cast<int>(std::max<int64_t>(s.K, 1)), B.data(), static_cast<int>(std::max<int64_t>(s.N, 1)), C);
+}
+
+// float16 / bfloat16: convert both operands to float32, sgemm, round back.
+template <typename T>
+void gemm_half_one(const GemmShape& s, const T* a, const T* b, T* c) {
+  std::vector<float> C(s.M * s.N);
+  gemm_half_to_float<T>(s, a, b, C.data());
   for (int64_t i = 0; i < s.M * s.N; ++i) c[i] = static_cast<T>(C[i]);
 }
 
@@ -181,8 +191,88 @@ void gemm_cpu(const Tensor& out, const Tensor& a, const Tensor& b) {
   }
 }
 
+// ---- linear_kernel ------------------------------------------------------------------------
+
+// One row of linear_kernel's output pass in compute type S (float, or double for float64):
+// pre = src + bias; aux = pre; out = act(pre). src may alias out. pre and t are N-element
+// scratch rows; the tanh GELU goes through the vectorised tanh (as the unary gelu op does).
+template <typename T, typename S>
+void linear_row(const S* src, const T* bias, T* out, T* aux, int64_t N, LinearAct act, S* pre, S* t) {
+  for (int64_t j = 0; j < N; ++j) pre[j] = src[j] + (bias ? static_cast<S>(static_cast<compute_t<T>>(bias[j])) : S(0));
+  if (aux)
+    for (int64_t j = 0; j < N; ++j) aux[j] = static_cast<T>(pre[j]);
+  switch (act) {
+    case LinearAct::None:
+      for (int64_t j = 0; j < N; ++j) out[j] = static_cast<T>(pre[j]);
+      break;
+    case LinearAct::ReLU:
+      for (int64_t j = 0; j < N; ++j) out[j] = static_cast<T>(fn::relu(pre[j]));
+      break;
+    case LinearAct::GELU:
+      for (int64_t j = 0; j < N; ++j) out[j] = static_cast<T>(fn::gelu(pre[j]));
+      break;
+    case LinearAct::GELUTanh:
+      if constexpr (std::is_same_v<S, float>) {
+        using K = fn::GeluConst<float>;
+        for (int64_t j = 0; j < N; ++j) t[j] = K::kSqrt2OverPi * (pre[j] + K::kCubic * pre[j] * pre[j] * pre[j]);
+        vec::tanh_f32(t, t, N);
+        for (int64_t j = 0; j < N; ++j) out[j] = static_cast<T>(0.5f * pre[j] * (1.0f + t[j]));
+      } else {
+        for (int64_t j = 0; j < N; ++j) out[j] = static_cast<T>(fn::gelu_tanh(pre[j]));
+      }
+      break;
+  }
+}
+
+// out = act(x @ w^T + bias): the GEMM writes out (float32 / float64) or a float32 buffer
+// (half types), then one pass over the rows adds the bias, writes aux and applies act, while
+// each row is still in cache. Saves the separate add's allocation and extra full passes.
+template <typename T>
+void linear_typed(const Tensor& out, const Tensor& aux, const Tensor& x, const Tensor& w, const Tensor& bias,
+                  LinearAct act) {
+  using S = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  // op(B) = w^T: K x N with strides (w.stride(1), w.stride(0)).
+  const GemmShape s{x.size(0), w.size(0), x.size(1), x.stride(0), x.stride(1), w.stride(1), w.stride(0)};
+  BM_CHECK_VALUE(s.M <= INT_MAX && s.N <= INT_MAX && s.K <= INT_MAX, "linear", "matrix dims ", s.M, "x", s.K,
+                 " @ ", s.K, "x", s.N, " exceed the BLAS int range");
+  T* o = out.data<T>();
+  std::vector<float> cbuf;  // the float32 product of half inputs
+  const S* src = nullptr;
+  if constexpr (std::is_same_v<T, S>) {
+    if (s.K == 0) std::memset(static_cast<void*>(o), 0, out.nbytes());
+    else gemm_blas_one<T>(s, x.data<T>(), w.data<T>(), o, blas_layout(s.M, s.K, s.ars, s.acs),
+                          blas_layout(s.K, s.N, s.brs, s.bcs));
+    src = o;
+  } else {
+    cbuf.assign(s.M * s.N, 0.0f);
+    if (s.K > 0) gemm_half_to_float<T>(s, x.data<T>(), w.data<T>(), cbuf.data());
+    src = cbuf.data();
+  }
+  const T* b = bias.defined() ? bias.data<T>() : nullptr;
+  T* a = aux.defined() ? aux.data<T>() : nullptr;
+#pragma omp parallel if (s.M * s.N > 32768)
+  {
+    std::vector<S> pre(s.N), t(act == LinearAct::GELUTanh ? s.N : 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < s.M; ++i)
+      linear_row<T, S>(src + i * s.N, b, o + i * s.N, a ? a + i * s.N : nullptr, s.N, act, pre.data(), t.data());
+  }
+}
+
+void linear_cpu(const Tensor& out, const Tensor& aux, const Tensor& x, const Tensor& w, const Tensor& bias,
+                LinearAct act) {
+  switch (out.dtype()) {
+    case DType::Float32: linear_typed<float>(out, aux, x, w, bias, act); break;
+    case DType::Float64: linear_typed<double>(out, aux, x, w, bias, act); break;
+    case DType::Float16: linear_typed<Half>(out, aux, x, w, bias, act); break;
+    case DType::BFloat16: linear_typed<BFloat16>(out, aux, x, w, bias, act); break;
+    default: throw DTypeError(str_cat("[linear] not implemented for ", dtype_name(out.dtype())));
+  }
+}
+
 }  // namespace
 
 BM_REGISTER_KERNEL(gemm_kernel, CPU, &gemm_cpu);
+BM_REGISTER_KERNEL(linear_kernel, CPU, &linear_cpu);
 
 }  // namespace bigmodel::cpu

@@ -41,6 +41,8 @@ bool check_params(const GemmParams& p) {
                  " is not supported (float32, float64, float16, bfloat16)");
   BM_CHECK_DTYPE(out == in || (half_in && out == DType::Float32), "gemm", "output dtype ", dtype_name(out),
                  " does not go with input dtype ", dtype_name(in), " (same dtype, or float32 for half inputs)");
+  BM_CHECK_VALUE(!p.aux || p.ld_aux >= std::max<int64_t>(p.N, 1), "gemm", "ld_aux=", p.ld_aux, " is smaller than N=",
+                 p.N);
   return check_shape("gemm", p.M, p.N, p.K, p.trans_a, p.trans_b, p.lda, p.ldb, p.ldc, p.batch, p.A, p.B, p.C);
 }
 
@@ -60,6 +62,8 @@ void gemm_ours(const GemmParams& p, void* stream) {
   const bool generic_fits = p.M <= int64_t{65535} * 32;
   if (p.in_dtype == DType::Float32) {
     gemm_detail::launch_gemm_f32(p, stream);
+  } else if (gemm_detail::wgmma_gemm_supported(p)) {
+    gemm_detail::launch_gemm_wgmma(p, stream);
   } else if (gemm_detail::tc_gemm_supported(p)) {
     gemm_detail::launch_gemm_tc(p, stream);
   } else {

@@ -10,9 +10,11 @@
 namespace bigmodel::cuda {
 
 // What runs after the product, per element of C (n is the column):
-//   C = act(alpha * op(A) op(B) + beta * C + bias[n])
+//   pre = alpha * op(A) op(B) + beta * C + bias[n];  C = act(pre);  aux = pre (when aux is set)
 // The same order as cuBLASLt's epilogues, so the two backends compute one function.
-enum class GemmActivation : uint8_t { None, ReLU, GELUTanh };
+// GELU is the exact (erf) form; cuBLASLt has only the tanh form, so its backend applies GELU
+// in a second pass over C (gemm_cublas.cu).
+enum class GemmActivation : uint8_t { None, ReLU, GELUTanh, GELU };
 
 // Row-major matrices. op(A) is M x K: A is stored M x K (trans_a false, lda >= K) or K x M
 // (trans_a true, lda >= M); op(B) is K x N: B is stored K x N (ldb >= N) or N x K (ldb >= K);
@@ -35,6 +37,11 @@ struct GemmParams {
   DType out_dtype = DType::Float32;
   const void* bias = nullptr;  // N elements of out_dtype, or null
   GemmActivation act = GemmActivation::None;
+  // Optional second output: the pre-activation value above (out_dtype, M x N, ld_aux >= N,
+  // batch b at aux + b * stride_aux), which an activation's backward needs (cuBLASLt's
+  // GELU_AUX epilogue). Null writes nothing.
+  void* aux = nullptr;
+  int64_t ld_aux = 0, stride_aux = 0;
 };
 
 // Runs the GEMM on `stream` (a cudaStream_t; null is the legacy default stream) with the

@@ -1,6 +1,7 @@
-// Device helpers shared by the GEMM kernels: the epilogue (alpha/beta/bias/activation and
-// dtype conversion), the tile order of the grid, and the sm_80 primitives (cp.async,
-// ldmatrix, mma.sync) as thin inline-asm wrappers. Included by kernels/cuda/gemm_*.cu only.
+// Device helpers shared by the GEMM kernels: the epilogue (alpha/beta/bias/activation, the
+// pre-activation aux output, dtype conversion), the tile order of the grid, and the sm_80
+// primitives (cp.async, ldmatrix, mma.sync) as thin inline-asm wrappers. Included by
+// kernels/cuda/gemm_*.cu only.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -29,7 +30,13 @@ struct Epilogue {
   float alpha, beta;
   const void* bias;  // out dtype, N elements, or null
   GemmActivation act;
+  void* aux = nullptr;  // out dtype: the pre-activation values (GemmParams::aux), or null
+  int64_t ld_aux = 0, stride_aux = 0;
 };
+
+inline Epilogue make_epilogue(const GemmParams& p) {
+  return {p.alpha, p.beta, p.bias, p.act, p.aux, p.ld_aux, p.stride_aux};
+}
 
 __device__ __forceinline__ float activate(float v, GemmActivation act) {
   if (act == GemmActivation::ReLU) return v > 0.0f ? v : 0.0f;
@@ -37,15 +44,25 @@ __device__ __forceinline__ float activate(float v, GemmActivation act) {
     const float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);  // sqrt(2/pi)
     return 0.5f * v * (1.0f + tanhf(inner));
   }
+  if (act == GemmActivation::GELU) return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));  // 1/sqrt(2)
   return v;
 }
 
-// C[m, n] = act(alpha * acc + beta * C[m, n] + bias[n]); beta == 0 never reads C.
+// Where element (m, n) of batch b goes in aux, or null when no aux is written.
+template <typename TOut>
+__device__ __forceinline__ TOut* aux_at(const Epilogue& ep, int64_t b, int m, int n) {
+  if (!ep.aux) return nullptr;
+  return static_cast<TOut*>(ep.aux) + b * ep.stride_aux + static_cast<int64_t>(m) * ep.ld_aux + n;
+}
+
+// C[m, n] = act(pre), aux[m, n] = pre with pre = alpha * acc + beta * C[m, n] + bias[n];
+// beta == 0 never reads C; a null `aux` writes none.
 template <typename TOut, typename Acc>
-__device__ __forceinline__ void store_result(TOut* c, const Epilogue& ep, int64_t n, Acc acc) {
+__device__ __forceinline__ void store_result(TOut* c, TOut* aux, const Epilogue& ep, int64_t n, Acc acc) {
   float v = ep.alpha * static_cast<float>(acc);
   if (ep.beta != 0.0f) v += ep.beta * to_float(*c);
   if (ep.bias) v += to_float(static_cast<const TOut*>(ep.bias)[n]);
+  if (aux) *aux = from_float<TOut>(v);
   *c = from_float<TOut>(activate(v, ep.act));
 }
 

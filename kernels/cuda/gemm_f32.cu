@@ -23,6 +23,7 @@ struct F32Args {
   int64_t batch;
   int tiles_m, tiles_n;
   bool vec_a, vec_b, vec_c;  // float4 access is legal (ld, stride and base 16-byte aligned)
+  bool vec_aux;              // the same for the aux output (when there is one)
   Epilogue ep;
 };
 
@@ -145,6 +146,7 @@ __global__ void __launch_bounds__(kThreads, 2) sgemm_128x128(F32Args args) {
       for (int h = 0; h < 2; ++h) {
         const int n = n0 + h * 64 + tx * 4;
         float* c = C + static_cast<int64_t>(m) * args.ldc + n;
+        float* aux = aux_at<float>(args.ep, b, m, n);
         if (kFull || (args.vec_c && n + 3 < args.N)) {
           float4 v = make_float4(args.ep.alpha * acc[i][h * 4 + 0], args.ep.alpha * acc[i][h * 4 + 1],
                                  args.ep.alpha * acc[i][h * 4 + 2], args.ep.alpha * acc[i][h * 4 + 3]);
@@ -162,6 +164,16 @@ __global__ void __launch_bounds__(kThreads, 2) sgemm_128x128(F32Args args) {
             v.z += bias[2];
             v.w += bias[3];
           }
+          if (aux) {
+            if (args.vec_aux) {
+              *reinterpret_cast<float4*>(aux) = v;
+            } else {
+              aux[0] = v.x;
+              aux[1] = v.y;
+              aux[2] = v.z;
+              aux[3] = v.w;
+            }
+          }
           v.x = activate(v.x, args.ep.act);
           v.y = activate(v.y, args.ep.act);
           v.z = activate(v.z, args.ep.act);
@@ -170,7 +182,8 @@ __global__ void __launch_bounds__(kThreads, 2) sgemm_128x128(F32Args args) {
         } else {
 #pragma unroll
           for (int j = 0; j < 4; ++j)
-            if (n + j < args.N) store_result<float, float>(c + j, args.ep, n + j, acc[i][h * 4 + j]);
+            if (n + j < args.N)
+              store_result<float, float>(c + j, aux ? aux + j : nullptr, args.ep, n + j, acc[i][h * 4 + j]);
         }
       }
     }
@@ -212,7 +225,8 @@ void launch_gemm_f32(const GemmParams& p, void* stream) {
   a.vec_a = vec4_ok(p.A, p.lda, p.stride_a);
   a.vec_b = vec4_ok(p.B, p.ldb, p.stride_b);
   a.vec_c = vec4_ok(p.C, p.ldc, p.stride_c);
-  a.ep = {p.alpha, p.beta, p.bias, p.act};
+  a.vec_aux = p.aux && vec4_ok(p.aux, p.ld_aux, p.stride_aux);
+  a.ep = make_epilogue(p);
   const dim3 grid(static_cast<unsigned>(a.tiles_m) * static_cast<unsigned>(a.tiles_n), 1,
                   static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
   auto s = static_cast<cudaStream_t>(stream);

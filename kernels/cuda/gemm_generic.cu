@@ -13,6 +13,7 @@ __device__ __forceinline__ Acc activate_acc(Acc v, GemmActivation act) {
     const Acc inner = Acc(0.7978845608028654) * (v + Acc(0.044715) * v * v * v);
     return Acc(0.5) * v * (Acc(1) + tanh(inner));
   }
+  if (act == GemmActivation::GELU) return Acc(0.5) * v * (Acc(1) + erf(v * Acc(0.7071067811865476)));
   return v;
 }
 
@@ -26,17 +27,18 @@ __device__ __forceinline__ TOut narrow(Acc v) {
 template <typename TOut, typename Acc>
 struct EpilogueStore {
   Epilogue ep;
-  __device__ void operator()(TOut* c, int n, Acc acc) const {
+  __device__ void operator()(TOut* c, int64_t b, int m, int n, Acc acc) const {
     Acc v = static_cast<Acc>(ep.alpha) * acc;
     if (ep.beta != 0.0f) v += static_cast<Acc>(ep.beta) * widen<Acc>(*c);
     if (ep.bias) v += widen<Acc>(static_cast<const TOut*>(ep.bias)[n]);
+    if (TOut* aux = aux_at<TOut>(ep, b, m, n)) *aux = narrow<TOut, Acc>(v);
     *c = narrow<TOut, Acc>(activate_acc<Acc>(v, ep.act));
   }
 };
 
 template <typename TIn, typename TOut, typename Acc>
 void launch(const GemmParams& p, const GenericShape& s, dim3 grid, cudaStream_t stream) {
-  EpilogueStore<TOut, Acc> store{{p.alpha, p.beta, p.bias, p.act}};
+  EpilogueStore<TOut, Acc> store{make_epilogue(p)};
   gemm_generic_32x32<TIn, TOut, Acc><<<grid, 256, 0, stream>>>(s, static_cast<const TIn*>(p.A),
                                                                 static_cast<const TIn*>(p.B),
                                                                 static_cast<TOut*>(p.C), store);

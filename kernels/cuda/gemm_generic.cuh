@@ -3,6 +3,8 @@
 // It is the fallback for unaligned operands and the reference the fast kernels are tested
 // beside; speed is not its job. Included by gemm_generic.cu and gemm_int8.cu.
 #pragma once
+#include <type_traits>
+
 #include "kernels/cuda/gemm_common.cuh"
 
 namespace bigmodel::cuda::gemm_detail {
@@ -23,7 +25,8 @@ __device__ __forceinline__ Acc widen(T v) {
   else return static_cast<Acc>(v);
 }
 
-// Store(c_ptr, n, acc) writes one finished element.
+// Store(c_ptr, n, acc) writes one finished element; a Store that also takes the batch and row,
+// Store(c_ptr, batch, m, n, acc), gets them (for a second output such as the GEMM's aux).
 template <typename TIn, typename TOut, typename Acc, typename Store>
 __global__ void __launch_bounds__(256) gemm_generic_32x32(GenericShape s, const TIn* __restrict__ A,
                                                           const TIn* __restrict__ B, TOut* C, Store store) {
@@ -55,7 +58,11 @@ __global__ void __launch_bounds__(256) gemm_generic_32x32(GenericShape s, const 
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int m = m0 + ty + 8 * i;
-      if (m < s.M && n < s.N) store(C + b * s.stride_c + m * s.ldc + n, n, acc[i]);
+      if (m < s.M && n < s.N) {
+        TOut* c = C + b * s.stride_c + m * s.ldc + n;
+        if constexpr (std::is_invocable_v<const Store&, TOut*, int64_t, int, int, Acc>) store(c, b, m, n, acc[i]);
+        else store(c, n, acc[i]);
+      }
     }
   }
 }

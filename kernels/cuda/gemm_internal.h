@@ -12,6 +12,13 @@ void launch_gemm_f32(const GemmParams& p, void* stream);
 // gemm_tc.cu: float16 / bfloat16 in on tensor cores; needs tc_gemm_supported(p).
 bool tc_gemm_supported(const GemmParams& p);
 void launch_gemm_tc(const GemmParams& p, void* stream);
+// gemm_wgmma.cu (sm_90a): float16 / bfloat16 in on Hopper (TMA + wgmma). available: a compute
+// capability 9.0 device and the driver's tensor-map encoder; supported: that, dtypes, TMA's
+// 16-byte alignment of A/B and their leading dims / batch strides, K >= 1, and
+// BIGMODEL_GEMM_WGMMA is not "0".
+bool wgmma_gemm_available();
+bool wgmma_gemm_supported(const GemmParams& p);
+void launch_gemm_wgmma(const GemmParams& p, void* stream);
 // gemm_generic.cu: every dtype pair and layout, any alignment; simple tiles, the fallback.
 void launch_gemm_generic(const GemmParams& p, void* stream);
 // gemm_int8.cu

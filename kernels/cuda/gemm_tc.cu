@@ -27,6 +27,7 @@ struct TcArgs {
   int tiles_m, tiles_n;
   bool out_f32;  // C is float32 (else the input dtype)
   bool vec_c;    // pairs of C elements may be stored as one 4- or 8-byte word
+  bool vec_aux;  // the same for the aux output (when there is one)
   Epilogue ep;
 };
 
@@ -99,8 +100,23 @@ __device__ __forceinline__ void store_global_b32(void* p, uint32_t v) {
 __device__ __forceinline__ uint16_t bits16(__half v) { return __half_as_ushort(v); }
 __device__ __forceinline__ uint16_t bits16(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
 
+// Two adjacent elements as one 8-byte (float) or 4-byte (half) store.
 template <typename TOut>
-__device__ __forceinline__ void store_pair(TOut* c, const Epilogue& ep, int n, int N, bool vec, float v0, float v1) {
+__device__ __forceinline__ void store_two(TOut* p, float x, float y) {
+  // Explicit 8- and 4-byte stores: plain assignments through a cast pointer were split into
+  // two scalar stores by the compiler (seen in the SASS).
+  if constexpr (std::is_same_v<TOut, float>) {
+    store_global_f32x2(p, x, y);
+  } else {
+    const TOut lo = from_float<TOut>(x), hi = from_float<TOut>(y);
+    store_global_b32(p, static_cast<uint32_t>(bits16(lo)) | (static_cast<uint32_t>(bits16(hi)) << 16));
+  }
+}
+
+// C[n], C[n+1] (and aux[n], aux[n+1] when aux is not null) of one row.
+template <typename TOut>
+__device__ __forceinline__ void store_pair(TOut* c, TOut* aux, const Epilogue& ep, int n, int N, bool vec,
+                                           bool vec_aux, float v0, float v1) {
   if (vec && n + 1 < N) {
     float r[2] = {ep.alpha * v0, ep.alpha * v1};
     if (ep.beta != 0.0f) {
@@ -112,25 +128,24 @@ __device__ __forceinline__ void store_pair(TOut* c, const Epilogue& ep, int n, i
       r[0] += to_float(bias[n]);
       r[1] += to_float(bias[n + 1]);
     }
-    // Explicit 8- and 4-byte stores: plain assignments through a cast pointer were split into
-    // two scalar stores by the compiler (seen in the SASS).
-    if constexpr (std::is_same_v<TOut, float>) {
-      store_global_f32x2(c, activate(r[0], ep.act), activate(r[1], ep.act));
-    } else {
-      const TOut lo = from_float<TOut>(activate(r[0], ep.act)), hi = from_float<TOut>(activate(r[1], ep.act));
-      const uint32_t packed = static_cast<uint32_t>(bits16(lo)) |
-                              (static_cast<uint32_t>(bits16(hi)) << 16);
-      store_global_b32(c, packed);
+    if (aux) {
+      if (vec_aux) {
+        store_two<TOut>(aux, r[0], r[1]);
+      } else {
+        aux[0] = from_float<TOut>(r[0]);
+        aux[1] = from_float<TOut>(r[1]);
+      }
     }
+    store_two<TOut>(c, activate(r[0], ep.act), activate(r[1], ep.act));
   } else {
-    if (n < N) store_result<TOut, float>(c, ep, n, v0);
-    if (n + 1 < N) store_result<TOut, float>(c + 1, ep, n + 1, v1);
+    if (n < N) store_result<TOut, float>(c, aux, ep, n, v0);
+    if (n + 1 < N) store_result<TOut, float>(c + 1, aux ? aux + 1 : nullptr, ep, n + 1, v1);
   }
 }
 
 template <typename TOut>
-__device__ __forceinline__ void epilogue(const TcArgs& args, TOut* C, const float (&acc)[4][4][4], int m_base,
-                                         int n_base, int lane) {
+__device__ __forceinline__ void epilogue(const TcArgs& args, TOut* C, int64_t batch, const float (&acc)[4][4][4],
+                                         int m_base, int n_base, int lane) {
   const int g = lane >> 2, tig = lane & 3;
 #pragma unroll
   for (int mi = 0; mi < 4; ++mi) {
@@ -142,7 +157,8 @@ __device__ __forceinline__ void epilogue(const TcArgs& args, TOut* C, const floa
 #pragma unroll
       for (int ni = 0; ni < 4; ++ni) {
         const int n = n_base + ni * 8 + tig * 2;
-        store_pair<TOut>(row + n, args.ep, n, args.N, args.vec_c, acc[mi][ni][half * 2], acc[mi][ni][half * 2 + 1]);
+        store_pair<TOut>(row + n, aux_at<TOut>(args.ep, batch, m, n), args.ep, n, args.N, args.vec_c, args.vec_aux,
+                         acc[mi][ni][half * 2], acc[mi][ni][half * 2 + 1]);
       }
     }
   }
@@ -209,9 +225,9 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_tc_128x128(TcArgs args) {
     __syncthreads();
 
     if (args.out_f32)
-      epilogue<float>(args, static_cast<float*>(args.C) + b * args.stride_c, acc, m0 + wm0, n0 + wn0, lane);
+      epilogue<float>(args, static_cast<float*>(args.C) + b * args.stride_c, b, acc, m0 + wm0, n0 + wn0, lane);
     else
-      epilogue<T>(args, static_cast<T*>(args.C) + b * args.stride_c, acc, m0 + wm0, n0 + wn0, lane);
+      epilogue<T>(args, static_cast<T*>(args.C) + b * args.stride_c, b, acc, m0 + wm0, n0 + wn0, lane);
   }
 }
 
@@ -260,7 +276,8 @@ void launch_gemm_tc(const GemmParams& p, void* stream) {
   a.out_f32 = p.out_dtype == DType::Float32;
   const int pair_bytes = a.out_f32 ? 8 : 4;
   a.vec_c = pointer_alignment(p.C) >= pair_bytes && p.ldc % 2 == 0 && p.stride_c % 2 == 0;
-  a.ep = {p.alpha, p.beta, p.bias, p.act};
+  a.vec_aux = p.aux && pointer_alignment(p.aux) >= pair_bytes && p.ld_aux % 2 == 0 && p.stride_aux % 2 == 0;
+  a.ep = make_epilogue(p);
   const dim3 grid(static_cast<unsigned>(a.tiles_m) * static_cast<unsigned>(a.tiles_n), 1,
                   static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
   auto s = static_cast<cudaStream_t>(stream);

@@ -1,7 +1,9 @@
-// The CUDA kernel of the matmul family's gemm_kernel stub (core/ops/linalg.h): reads the
-// operands' strides, passes column- or row-contiguous matrices to gemm() as they are
-// (transposed views cost nothing), copies only operands with neither layout, and runs a
-// batch as one strided-batched GEMM when its batch dims collapse to one stride.
+// The CUDA kernels of the matmul family's gemm_kernel and linear_kernel stubs (core/ops/
+// linalg.h): reads the operands' strides, passes column- or row-contiguous matrices to gemm()
+// as they are (transposed views cost nothing), copies only operands with neither layout, and
+// runs a batch as one strided-batched GEMM when its batch dims collapse to one stride.
+// linear_kernel is one GEMM whose epilogue adds the bias, applies the activation and writes
+// the pre-activation (aux) for the backward.
 #include <algorithm>
 #include <vector>
 
@@ -127,8 +129,61 @@ void gemm_cuda(const Tensor& out, const Tensor& a_in, const Tensor& b_in) {
   if (sync_debug_enabled()) synchronize(out.device().index);
 }
 
+GemmActivation gemm_activation(LinearAct act) {
+  switch (act) {
+    case LinearAct::ReLU: return GemmActivation::ReLU;
+    case LinearAct::GELU: return GemmActivation::GELU;
+    case LinearAct::GELUTanh: return GemmActivation::GELUTanh;
+    default: return GemmActivation::None;
+  }
+}
+
+// out[M, N] = act(x[M, K] @ w[N, K]^T + bias) (aux = the pre-activation) as one GEMM: op(A) = x,
+// op(B) = w^T, which a row-major [N, K] weight gives as trans_b with ldb = K, no copy.
+void linear_cuda(const Tensor& out, const Tensor& aux, const Tensor& x_in, const Tensor& w_in, const Tensor& bias,
+                 LinearAct act) {
+  const DType dt = out.dtype();
+  BM_CHECK_DTYPE(dt == DType::Float32 || dt == DType::Float64 || dt == DType::Float16 || dt == DType::BFloat16,
+                 "linear", "not implemented on CUDA for ", dtype_name(dt));
+  const int64_t M = x_in.size(0), K = x_in.size(1), N = w_in.size(0);
+  Tensor x = x_in, w = w_in;
+  MatLayout la = mat_layout(M, K, x.stride(0), x.stride(1));
+  if (!la.ok) {
+    x = contiguous(x);
+    la = mat_layout(M, K, x.stride(0), x.stride(1));
+  }
+  MatLayout lb = mat_layout(K, N, w.stride(1), w.stride(0));  // w^T: K x N
+  if (!lb.ok) {
+    w = contiguous(w);
+    lb = mat_layout(K, N, w.stride(1), w.stride(0));
+  }
+  DeviceGuard guard(out.device().index);
+  GemmParams p;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.trans_a = la.trans;
+  p.trans_b = lb.trans;
+  p.A = x.data_ptr();
+  p.lda = la.ld;
+  p.B = w.data_ptr();
+  p.ldb = lb.ld;
+  p.C = out.data_ptr();
+  p.ldc = N;  // out (and aux) are contiguous [M, N]
+  p.in_dtype = p.out_dtype = dt;
+  p.bias = bias.defined() ? bias.data_ptr() : nullptr;
+  p.act = gemm_activation(act);
+  if (aux.defined()) {
+    p.aux = aux.data_ptr();
+    p.ld_aux = N;
+  }
+  gemm(p, current_stream(out.device().index).handle);
+  if (sync_debug_enabled()) synchronize(out.device().index);
+}
+
 }  // namespace
 
 BM_REGISTER_KERNEL(gemm_kernel, CUDA, &gemm_cuda);
+BM_REGISTER_KERNEL(linear_kernel, CUDA, &linear_cuda);
 
 }  // namespace bigmodel::cuda

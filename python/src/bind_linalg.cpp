@@ -1,5 +1,5 @@
 // Python bindings for the matmul family: bm.matmul/mm/bmm/mv/dot/outer/addmm, the
-// Tensor methods and `@`, and _C.linear (nn.functional.linear builds on it).
+// Tensor methods and `@`, and _C.linear / _C._linear_act (nn.functional builds on them).
 #include "core/ops/linalg.h"
 #include "python/src/common.h"
 
@@ -18,6 +18,10 @@ void bind_linalg(py::module_& m, py::class_<Tensor>& cls) {
   m.def("linear", [](const Tensor& input, const Tensor& weight, std::optional<Tensor> bias) {
     return linear(input, weight, bias ? *bias : Tensor());
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
+  // act(linear(...)) in one fused GEMM where possible; nn.functional's _linear_act wraps it.
+  m.def("_linear_act", [](const Tensor& input, const Tensor& weight, std::optional<Tensor> bias,
+                          const std::string& act) { return linear_act(input, weight, bias ? *bias : Tensor(), act); },
+        py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("act") = "none");
 
   cls.def("matmul", &matmul, py::arg("other"))
       .def("__matmul__", &matmul)

@@ -1,9 +1,11 @@
 // GEMM kernel paths: contiguous, transposed (BLAS Trans flags), packed (no unit stride),
-// broadcast batches and every dtype, each against a naive double-precision loop.
+// broadcast batches and every dtype, each against a naive double-precision loop; the fused
+// linear kernel (bias + activation) likewise.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
@@ -115,6 +117,38 @@ TEST(Gemm, BadInputsThrow) {
   } catch (const ShapeError& e) {
     EXPECT_STREQ(e.what(), "[matmul] shapes [2, 3] and [4, 5] cannot be multiplied (3 != 4)");
   }
+}
+
+// linear / linear_act on the CPU's linear_kernel (GEMM, then bias + aux + activation in one
+// pass over each row) against the definition, through strided operands and every float dtype.
+TEST(Gemm, LinearActFusedMatchesDefinition) {
+  const int64_t M = 6, K = 5, N = 7;
+  Tensor x = random_matrix(M, K, 8), w = random_matrix(N, K, 9), b = reshape(random_matrix(N, 1, 10), {N});
+  for (DType dt : {DType::Float64, DType::Float32, DType::Float16, DType::BFloat16}) {
+    const double tol = dt == DType::Float64 ? 1e-12 : dt == DType::Float32 ? 1e-5 : dt == DType::Float16 ? 3e-3 : 2e-2;
+    Tensor xc = to(x, dt), wc = to(w, dt), bc = to(b, dt);
+    std::vector<double> pre = naive(xc, transpose(wc, 0, 1));  // from the rounded inputs
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) pre[i * N + j] += to(bc, DType::Float64).data<double>()[j];
+    for (const char* act : {"none", "relu", "gelu", "gelu_tanh"}) {
+      std::vector<double> ref = pre;
+      for (double& v : ref) {
+        const std::string a = act;
+        if (a == "relu") v = v > 0 ? v : 0;
+        if (a == "gelu") v = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+        if (a == "gelu_tanh") v = 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+      }
+      for (const Tensor& xv : {xc, transposed_view(xc), gapped_view(xc)}) {
+        SCOPED_TRACE(std::string(act) + " " + dtype_name(dt));
+        expect_matches(linear_act(xv, wc, bc, act), ref, tol);
+        expect_matches(linear_act(xv, transposed_view(wc), bc, act), ref, tol);
+      }
+      if (std::string(act) == "none") expect_matches(linear(gapped_view(xc), wc, bc), ref, tol);
+    }
+  }
+  EXPECT_THROW(linear_act(x, w, b, "swish"), ValueError);
+  EXPECT_THROW(linear_act(x, reshape(w, {N * K}), Tensor(), "relu"), ShapeError);
+  EXPECT_THROW(linear_act(x, w, to(b, DType::Float32), "relu"), DTypeError);
 }
 
 TEST(ShapeOps, CatSplitRoundTrip) {

@@ -8,6 +8,7 @@ import numpy as np
 from .. import _C
 from .. import nn
 from ..nn import functional as F
+from ..nn.linear import _linear_act_module
 
 
 @dataclass
@@ -64,7 +65,8 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        # c_fc's GEMM applies the bias and the tanh GELU in its epilogue (nn/linear.py).
+        return self.dropout(self.c_proj(_linear_act_module(self.c_fc, x, "gelu_tanh")))
 
 
 class Block(nn.Module):

@@ -100,6 +100,23 @@ def linear(input, weight, bias=None):
     return out + bias if bias is not None else out
 
 
+_LINEAR_ACTS = {"none": lambda t: t, "relu": relu, "gelu": gelu, "gelu_tanh": lambda t: gelu(t, approximate="tanh")}
+
+
+def _linear_act(input, weight, bias=None, act="none"):
+    """act(linear(input, weight, bias)), act in 'none', 'relu', 'gelu' (erf), 'gelu_tanh'.
+
+    Internal (the GPT MLP and the Transformer feed-forward use it): one GEMM with the bias and
+    the activation in its epilogue where the core has one, the composed ops otherwise; both
+    compute the same function within float rounding.
+    """
+    if act not in _LINEAR_ACTS:
+        raise ValueError(f"[linear_act] act must be one of {sorted(_LINEAR_ACTS)}, got {act!r}")
+    if hasattr(_C, "_linear_act"):
+        return _C._linear_act(input, weight, bias, act)
+    return _LINEAR_ACTS[act](linear(input, weight, bias))
+
+
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     if max_norm is not None or scale_grad_by_freq or sparse:

@@ -1,4 +1,5 @@
-"""nn.Linear and nn.Identity: the affine layer y = x W^T + b, initialised as in PyTorch."""
+"""nn.Linear and nn.Identity: the affine layer y = x W^T + b, initialised as in PyTorch, and
+_linear_act_module, the fused Linear + activation the GPT MLP and Transformer feed-forward use."""
 import math
 
 from . import functional as F
@@ -49,3 +50,14 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _linear_act_module(linear, input, act):
+    """act(linear(input)) for act 'relu', 'gelu' or 'gelu_tanh': one fused GEMM when `linear` is a
+    plain Linear with no hooks; otherwise the module is called (so its hooks, or a subclass's
+    forward, still run) and the activation applied after it."""
+    d = linear.__dict__
+    if type(linear) is Linear and not (d.get("_forward_pre_hooks") or d.get("_forward_hooks")
+                                       or d.get("_backward_hooks")):
+        return F._linear_act(input, linear.weight, linear.bias, act)
+    return F._LINEAR_ACTS[act](linear(input))

@@ -7,7 +7,7 @@ from .. import _C
 from . import functional as F
 from . import init
 from .dropout import Dropout
-from .linear import Linear
+from .linear import Linear, _linear_act_module
 from .module import Module
 from .normalization import LayerNorm
 from .parameter import Parameter
@@ -146,6 +146,15 @@ def _activation(activation, op):
     raise ValueError(f"[{op}] activation should be 'relu' or 'gelu' (or a callable), got {activation!r}")
 
 
+def _ff_first(layer, x):
+    """activation(linear1(x)) of a feed-forward block: fused into linear1's GEMM when the
+    activation is F.relu or F.gelu (what the 'relu' / 'gelu' strings select)."""
+    act = "relu" if layer.activation is F.relu else "gelu" if layer.activation is F.gelu else None
+    if act is None:
+        return layer.activation(layer.linear1(x))
+    return _linear_act_module(layer.linear1, x, act)
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention + feed-forward block (post-norm by default, pre-norm with norm_first)."""
 
@@ -171,7 +180,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(x)
 
     def _ff_block(self, x):
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return self.dropout2(self.linear2(self.dropout(_ff_first(self, x))))
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False, need_weights=False):
         """need_weights=True returns (output, attention weights [N, H, L, S] per head)."""
@@ -224,7 +233,7 @@ class TransformerDecoderLayer(Module):
         return self.dropout2(x)
 
     def _ff_block(self, x):
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return self.dropout3(self.linear2(self.dropout(_ff_first(self, x))))
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False, need_weights=False):
