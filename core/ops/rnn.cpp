@@ -3,6 +3,10 @@
 // instead of a dozen elementwise ops per time step).
 #include "core/ops/rnn.h"
 
+#include <algorithm>
+#include <climits>
+#include <memory>
+
 #include "core/amp.h"
 #include "core/autograd.h"
 #include "core/ops/creation.h"
@@ -18,6 +22,8 @@ BM_DEFINE_KERNEL(lstm_pointwise_kernel);
 BM_DEFINE_KERNEL(lstm_pointwise_backward_kernel);
 BM_DEFINE_KERNEL(gru_pointwise_kernel);
 BM_DEFINE_KERNEL(gru_pointwise_backward_kernel);
+BM_DEFINE_KERNEL(rnn_vendor_forward_kernel);
+BM_DEFINE_KERNEL(rnn_vendor_backward_kernel);
 
 namespace {
 
@@ -180,6 +186,161 @@ std::vector<Tensor> lstm_layer(const Tensor& xp_in, const Tensor& h0_in, const T
     });
   }
   return {out, h_n, c_n};
+}
+
+RnnCell rnn_cell_from_name(const std::string& mode) {
+  if (mode == "RNN_TANH") return RnnCell::Tanh;
+  if (mode == "RNN_RELU") return RnnCell::Relu;
+  if (mode == "LSTM") return RnnCell::Lstm;
+  if (mode == "GRU") return RnnCell::Gru;
+  throw ValueError(str_cat("[cudnn_rnn] unknown mode '", mode,
+                           "' (expected 'RNN_TANH', 'RNN_RELU', 'LSTM' or 'GRU')"));
+}
+
+std::vector<Tensor> cudnn_rnn(const Tensor& x_in, const Tensor& h0_in, const Tensor& c0_in,
+                              const std::vector<Tensor>& weights_in, RnnCell cell,
+                              int64_t num_layers, bool bidirectional, bool bias,
+                              const std::vector<int64_t>& lengths) {
+  static const char* op = "cudnn_rnn";
+  const bool lstm = cell == RnnCell::Lstm;
+  // Under autocast every operand goes to the lower dtype, as lstm_layer does.
+  const Tensor x = amp::autocast_lower(x_in), h0 = amp::autocast_lower(h0_in);
+  const Tensor c0 = c0_in.defined() ? amp::autocast_lower(c0_in) : Tensor();
+  std::vector<Tensor> weights;
+  for (const Tensor& w : weights_in) weights.push_back(w.defined() ? amp::autocast_lower(w) : w);
+  amp::AutocastOffGuard autocast_off;
+
+  BM_CHECK_VALUE(num_layers >= 1, op, "expected num_layers >= 1, got ", num_layers);
+  BM_CHECK_SHAPE(x.defined() && x.dim() == 3, op,
+                 "expected input of shape [T, B, input_size], got ",
+                 x.defined() ? shape_str(x.sizes()) : std::string("None"));
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), D = bidirectional ? 2 : 1;
+  BM_CHECK_SHAPE(T > 0 && B > 0 && I > 0, op, "expected a non-empty input [T, B, input_size], got ",
+                 shape_str(x.sizes()));
+  BM_CHECK_SHAPE(h0.defined() && h0.dim() == 3 && h0.size(0) == num_layers * D && h0.size(1) == B &&
+                     h0.size(2) > 0,
+                 op, "expected h0 of shape [", num_layers * D, ", ", B,
+                 ", H] (num_layers*num_directions, batch, "
+                 "hidden_size) for input ",
+                 shape_str(x.sizes()), ", got ",
+                 h0.defined() ? shape_str(h0.sizes()) : std::string("None"));
+  const int64_t H = h0.size(2);
+  if (lstm) {
+    BM_CHECK_SHAPE(c0.defined() && c0.sizes() == h0.sizes(), op, "expected c0 of shape ",
+                   shape_str(h0.sizes()), " (as h0) for an LSTM, got ",
+                   c0.defined() ? shape_str(c0.sizes()) : std::string("None"));
+  } else {
+    BM_CHECK_VALUE(!c0.defined(), op, "c0 is only taken by an LSTM");
+  }
+  const int64_t G = lstm ? 4 : (cell == RnnCell::Gru ? 3 : 1);
+  const int64_t per = bias ? 4 : 2;
+  BM_CHECK_VALUE(static_cast<int64_t>(weights.size()) == num_layers * D * per, op, "expected ",
+                 num_layers * D * per, " weights (", per, " per layer and direction), got ",
+                 weights.size());
+  // int32 is what cuDNN takes for every size and count.
+  BM_CHECK_VALUE(T * B <= INT_MAX && G * H * std::max(I, D * H) <= INT_MAX, op,
+                 "sizes beyond int32: input ", shape_str(x.sizes()), ", hidden_size ", H);
+  BM_CHECK_DTYPE(is_floating(x.dtype()), op, "expects floating point tensors, got ",
+                 dtype_name(x.dtype()));
+  const DType dt = x.dtype();
+  const Device dev = x.device();
+  static const char* names[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  auto check_same = [&](const Tensor& t, const std::string& what) {
+    BM_CHECK_DTYPE(t.dtype() == dt, op, "expected one dtype, got input ", dtype_name(dt), " and ",
+                   what, " ", dtype_name(t.dtype()));
+    BM_CHECK_DEVICE(t.device() == dev, op, "expected one device, got input on ", dev.str(), " and ",
+                    what, " on ", t.device().str());
+  };
+  check_same(h0, "h0");
+  if (lstm) check_same(c0, "c0");
+  for (int64_t l = 0; l < num_layers; ++l) {
+    for (int64_t d = 0; d < D; ++d) {
+      const int64_t in = l == 0 ? I : D * H;
+      for (int64_t k = 0; k < per; ++k) {
+        const Tensor& w = weights[(l * D + d) * per + k];
+        const std::string what = str_cat(names[k], "_l", l, d == 1 ? "_reverse" : "");
+        const Shape want = k == 0 ? Shape{G * H, in} : (k == 1 ? Shape{G * H, H} : Shape{G * H});
+        BM_CHECK_SHAPE(w.defined() && w.sizes() == want, op, "expected ", what, " of shape ",
+                       shape_str(want), " for input ", shape_str(x.sizes()), " and hidden_size ", H,
+                       ", got ", w.defined() ? shape_str(w.sizes()) : std::string("None"));
+        check_same(w, what);
+      }
+    }
+  }
+  RnnVendorDesc desc;
+  desc.cell = cell;
+  desc.num_layers = num_layers;
+  desc.seq_len = T;
+  desc.batch = B;
+  desc.input_size = I;
+  desc.hidden_size = H;
+  desc.bidirectional = bidirectional;
+  desc.bias = bias;
+  if (lengths.empty()) {
+    desc.lengths.assign(static_cast<size_t>(B), static_cast<int32_t>(T));
+  } else {
+    BM_CHECK_VALUE(static_cast<int64_t>(lengths.size()) == B, op, "expected ", B,
+                   " lengths (one per batch entry), got ", lengths.size());
+    for (int64_t v : lengths) {
+      BM_CHECK_VALUE(v >= 1 && v <= T, op, "lengths must lie in [1, ", T,
+                     "] (the padded sequence length), got ", v);
+      desc.lengths.push_back(static_cast<int32_t>(v));
+    }
+  }
+  // Last, so that every argument check above also runs (and is tested) on the CPU.
+  BM_CHECK_DEVICE(dev.is_cuda(), op, "the cuDNN backend runs on CUDA tensors, got input on ",
+                  dev.str(), " (bm.backends.rnn = 'cudnn' only changes CUDA layers)");
+
+  const Tensor X = contiguous(x.detach()), HX = contiguous(h0.detach());
+  const Tensor CX = lstm ? contiguous(c0.detach()) : Tensor();
+  std::vector<Tensor> W;
+  for (const Tensor& w : weights) W.push_back(contiguous(w.detach()));
+  Tensor y = Tensor::empty({T, B, D * H}, dt, dev), hy = Tensor::empty(h0.sizes(), dt, dev);
+  Tensor cy = lstm ? Tensor::empty(h0.sizes(), dt, dev) : Tensor();
+  auto state = std::make_shared<RnnVendorState>();
+  state->dev_lengths = from_vector(desc.lengths, {B}, dev);
+  std::vector<Tensor> inputs = {x, h0, c0};
+  inputs.insert(inputs.end(), weights.begin(), weights.end());
+  const bool grad = needs_grad(inputs);
+  rnn_vendor_forward_kernel.get(dev)(desc, y, hy, cy, X, HX, CX, W, grad, *state);
+  std::vector<Tensor> outputs = {y, hy};
+  if (lstm) outputs.push_back(cy);
+  if (grad) {
+    bool weights_grad = false;
+    for (const Tensor& w : weights) weights_grad = weights_grad || w.requires_grad();
+    SavedTensor sx(X), shx(HX), scx(CX), sy(y);
+    std::vector<Shape> wshapes;
+    for (const Tensor& w : W) wshapes.push_back(w.sizes());
+    record_function(op, inputs, outputs, [=](const std::vector<Tensor>& grads) {
+      amp::AutocastOffGuard no_autocast;
+      BM_CHECK_RUNTIME(!state->consumed, op,
+                       "a second backward through one cuDNN RNN forward is not supported (cuDNN's "
+                       "backward overwrites the forward's reserve space); run the forward again, or "
+                       "use bm.backends.rnn = 'ours'");
+      state->consumed = true;
+      const Tensor gx = sx.unpack(op), ghx = shx.unpack(op), gy = sy.unpack(op);
+      const Tensor gcx = lstm ? scx.unpack(op) : Tensor();
+      // cuDNN reads dy/dhy/dcy as dense arrays of the forward's dtype.
+      auto dense = [&](const Tensor& g) { return contiguous(g.dtype() == dt ? g : to(g, dt)); };
+      const Tensor dy = dense(grads[0]), dhy = dense(grads[1]);
+      const Tensor dcy = lstm ? dense(grads[2]) : Tensor();
+      Tensor dx = Tensor::empty(gx.sizes(), dt, dev), dhx = Tensor::empty(ghx.sizes(), dt, dev);
+      Tensor dcx = lstm ? Tensor::empty(gcx.sizes(), dt, dev) : Tensor();
+      std::vector<Tensor> dw;
+      if (weights_grad)
+        for (const Shape& s : wshapes) dw.push_back(Tensor::empty(s, dt, dev));
+      rnn_vendor_backward_kernel.get(dev)(desc, dx, dhx, dcx, weights_grad ? &dw : nullptr, gx, ghx,
+                                          gcx, gy, dy, dhy, dcy, *state);
+      std::vector<Tensor> result = {dx, dhx, dcx};
+      if (weights_grad) {
+        result.insert(result.end(), dw.begin(), dw.end());
+      } else {
+        result.resize(result.size() + wshapes.size());
+      }
+      return result;
+    });
+  }
+  return outputs;
 }
 
 std::pair<Tensor, Tensor> lstm_cell_pointwise(const Tensor& gates, const Tensor& c_prev) {

@@ -29,15 +29,24 @@ __device__ __forceinline__ W<T> ld(const S<T>* p, int64_t i) {
   return ElemTraits<T>::load(p[i]);
 }
 
+// Calls f(b, j, k) for each (row b, hidden unit j) of a [B, H] state, k = b * H + j: one
+// thread per unit in a grid-stride loop.
+template <typename F>
+__device__ __forceinline__ void for_each_unit(int64_t B, int64_t H, F&& f) {
+  const int64_t n = B * H;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = k / H;
+    f(b, k - b * H, k);
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) lstm_forward_kernel(S<T>* __restrict__ h, S<T>* __restrict__ c,
                                                                 const S<T>* __restrict__ gates,
                                                                 const S<T>* __restrict__ c_prev, int64_t B, int64_t H) {
   using C = W<T>;
-  const int64_t n = B * H;
-  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = k / H, j = k - b * H;
+  for_each_unit(B, H, [&](int64_t b, int64_t j, int64_t k) {
     const S<T>* gr = gates + b * 4 * H;
     const C i = sigmoid_of(ld<T>(gr, j));
     const C f = sigmoid_of(ld<T>(gr, H + j));
@@ -46,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) lstm_forward_kernel(S<T>* __restrict
     const C cn = f * ld<T>(c_prev, k) + i * g;
     c[k] = ElemTraits<T>::store(cn);
     h[k] = ElemTraits<T>::store(o * tanh(cn));
-  }
+  });
 }
 
 template <typename T>
@@ -55,10 +64,7 @@ __global__ void __launch_bounds__(kThreads) lstm_backward_kernel(
     const S<T>* __restrict__ grad_c, const S<T>* __restrict__ gates, const S<T>* __restrict__ c_prev,
     const S<T>* __restrict__ c, int64_t B, int64_t H) {
   using C = W<T>;
-  const int64_t n = B * H;
-  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = k / H, j = k - b * H;
+  for_each_unit(B, H, [&](int64_t b, int64_t j, int64_t k) {
     const S<T>* gr = gates + b * 4 * H;
     S<T>* dg = grad_gates + b * 4 * H;
     const C i = sigmoid_of(ld<T>(gr, j));
@@ -73,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) lstm_backward_kernel(
     dg[2 * H + j] = ElemTraits<T>::store(dct * i * (C(1) - g * g));
     dg[3 * H + j] = ElemTraits<T>::store(gh * tc * o * (C(1) - o));
     grad_c_prev[k] = ElemTraits<T>::store(dct * f);
-  }
+  });
 }
 
 template <typename T>
@@ -81,17 +87,14 @@ __global__ void __launch_bounds__(kThreads) gru_forward_kernel(S<T>* __restrict_
                                                                const S<T>* __restrict__ gh,
                                                                const S<T>* __restrict__ h_prev, int64_t B, int64_t H) {
   using C = W<T>;
-  const int64_t n = B * H;
-  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = k / H, j = k - b * H;
+  for_each_unit(B, H, [&](int64_t b, int64_t j, int64_t k) {
     const S<T>* a = gi + b * 3 * H;
     const S<T>* bb = gh + b * 3 * H;
     const C r = sigmoid_of(ld<T>(a, j) + ld<T>(bb, j));
     const C z = sigmoid_of(ld<T>(a, H + j) + ld<T>(bb, H + j));
     const C nn = tanh(ld<T>(a, 2 * H + j) + r * ld<T>(bb, 2 * H + j));
     h[k] = ElemTraits<T>::store((C(1) - z) * nn + z * ld<T>(h_prev, k));
-  }
+  });
 }
 
 template <typename T>
@@ -100,10 +103,7 @@ __global__ void __launch_bounds__(kThreads) gru_backward_kernel(
     const S<T>* __restrict__ grad_h, const S<T>* __restrict__ gi, const S<T>* __restrict__ gh,
     const S<T>* __restrict__ h_prev, int64_t B, int64_t H) {
   using C = W<T>;
-  const int64_t n = B * H;
-  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = k / H, j = k - b * H;
+  for_each_unit(B, H, [&](int64_t b, int64_t j, int64_t k) {
     const S<T>* a = gi + b * 3 * H;
     const S<T>* bb = gh + b * 3 * H;
     S<T>* da = grad_gi + b * 3 * H;
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kThreads) gru_backward_kernel(
     da[2 * H + j] = ElemTraits<T>::store(dn_pre);
     db[2 * H + j] = ElemTraits<T>::store(dn_pre * r);
     grad_h_prev[k] = ElemTraits<T>::store(g * z);
-  }
+  });
 }
 
 template <typename T>
@@ -133,52 +133,47 @@ const S<T>* cp(const Tensor& t) {
   return static_cast<const S<T>*>(t.data_ptr());
 }
 
-void lstm_forward_cuda(const Tensor& h, const Tensor& c, const Tensor& gates, const Tensor& c_prev) {
-  const int64_t B = c_prev.size(0), H = c_prev.size(1);
-  DeviceGuard guard(h.device().index);
-  cudaStream_t stream = current_cuda_stream(h.device().index);
-  BM_DISPATCH_FLOATING(gates.dtype(), "lstm_cell_pointwise", [&] {
-    lstm_forward_kernel<scalar_t><<<grid_blocks(B * H, kThreads), kThreads, 0, stream>>>(
-        mp<scalar_t>(h), mp<scalar_t>(c), cp<scalar_t>(gates), cp<scalar_t>(c_prev), B, H);
-  });
+// Runs kernel(args..., B, H) over the B * H units of `state` ([B, H]) on the current stream
+// of its device.
+template <typename... KernelArgs, typename... Args>
+void launch_over_units(void (*kernel)(KernelArgs...), const Tensor& state, Args... args) {
+  const int64_t B = state.size(0), H = state.size(1);
+  DeviceGuard guard(state.device().index);
+  cudaStream_t stream = current_cuda_stream(state.device().index);
+  kernel<<<grid_blocks(B * H, kThreads), kThreads, 0, stream>>>(args..., B, H);
   BM_CUDA_CHECK_LAUNCH();
+}
+
+void lstm_forward_cuda(const Tensor& h, const Tensor& c, const Tensor& gates, const Tensor& c_prev) {
+  BM_DISPATCH_FLOATING(gates.dtype(), "lstm_cell_pointwise", [&] {
+    launch_over_units(lstm_forward_kernel<scalar_t>, c_prev, mp<scalar_t>(h), mp<scalar_t>(c), cp<scalar_t>(gates),
+                      cp<scalar_t>(c_prev));
+  });
 }
 
 void lstm_backward_cuda(const Tensor& grad_gates, const Tensor& grad_c_prev, const Tensor& grad_h,
                         const Tensor& grad_c, const Tensor& gates, const Tensor& c_prev, const Tensor& c) {
-  const int64_t B = c_prev.size(0), H = c_prev.size(1);
-  DeviceGuard guard(grad_gates.device().index);
-  cudaStream_t stream = current_cuda_stream(grad_gates.device().index);
   BM_DISPATCH_FLOATING(gates.dtype(), "lstm_cell_pointwise_backward", [&] {
-    lstm_backward_kernel<scalar_t><<<grid_blocks(B * H, kThreads), kThreads, 0, stream>>>(
-        mp<scalar_t>(grad_gates), mp<scalar_t>(grad_c_prev), cp<scalar_t>(grad_h), cp<scalar_t>(grad_c),
-        cp<scalar_t>(gates), cp<scalar_t>(c_prev), cp<scalar_t>(c), B, H);
+    launch_over_units(lstm_backward_kernel<scalar_t>, c_prev, mp<scalar_t>(grad_gates), mp<scalar_t>(grad_c_prev),
+                      cp<scalar_t>(grad_h), cp<scalar_t>(grad_c), cp<scalar_t>(gates), cp<scalar_t>(c_prev),
+                      cp<scalar_t>(c));
   });
-  BM_CUDA_CHECK_LAUNCH();
 }
 
 void gru_forward_cuda(const Tensor& h, const Tensor& gi, const Tensor& gh, const Tensor& h_prev) {
-  const int64_t B = h_prev.size(0), H = h_prev.size(1);
-  DeviceGuard guard(h.device().index);
-  cudaStream_t stream = current_cuda_stream(h.device().index);
   BM_DISPATCH_FLOATING(gi.dtype(), "gru_cell_pointwise", [&] {
-    gru_forward_kernel<scalar_t><<<grid_blocks(B * H, kThreads), kThreads, 0, stream>>>(
-        mp<scalar_t>(h), cp<scalar_t>(gi), cp<scalar_t>(gh), cp<scalar_t>(h_prev), B, H);
+    launch_over_units(gru_forward_kernel<scalar_t>, h_prev, mp<scalar_t>(h), cp<scalar_t>(gi), cp<scalar_t>(gh),
+                      cp<scalar_t>(h_prev));
   });
-  BM_CUDA_CHECK_LAUNCH();
 }
 
 void gru_backward_cuda(const Tensor& grad_gi, const Tensor& grad_gh, const Tensor& grad_h_prev, const Tensor& grad_h,
                        const Tensor& gi, const Tensor& gh, const Tensor& h_prev) {
-  const int64_t B = h_prev.size(0), H = h_prev.size(1);
-  DeviceGuard guard(grad_gi.device().index);
-  cudaStream_t stream = current_cuda_stream(grad_gi.device().index);
   BM_DISPATCH_FLOATING(gi.dtype(), "gru_cell_pointwise_backward", [&] {
-    gru_backward_kernel<scalar_t><<<grid_blocks(B * H, kThreads), kThreads, 0, stream>>>(
-        mp<scalar_t>(grad_gi), mp<scalar_t>(grad_gh), mp<scalar_t>(grad_h_prev), cp<scalar_t>(grad_h),
-        cp<scalar_t>(gi), cp<scalar_t>(gh), cp<scalar_t>(h_prev), B, H);
+    launch_over_units(gru_backward_kernel<scalar_t>, h_prev, mp<scalar_t>(grad_gi), mp<scalar_t>(grad_gh),
+                      mp<scalar_t>(grad_h_prev), cp<scalar_t>(grad_h), cp<scalar_t>(gi), cp<scalar_t>(gh),
+                      cp<scalar_t>(h_prev));
   });
-  BM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace

@@ -8,6 +8,8 @@ bm.gru_cell_pointwise). An LSTM without lengths runs its whole recurrence as one
 batch order, no sorting needed) to forward, or a PackedSequence (bm.nn.utils.rnn) as the
 input, which gives a PackedSequence output. Outputs past a sequence's length are zero and the
 final state is each sequence's state after its own last step, in the original batch order.
+With bm.backends.rnn = "cudnn" and CUDA tensors the whole stack runs through cuDNN instead
+(_C._cudnn_rnn: same values, same parameters; one call per layer when dropout is on).
 """
 import math
 
@@ -29,8 +31,8 @@ def _shape(t):
     return tuple(t.shape)
 
 
-def _lengths_mask(lengths, T, B, like, op):
-    """[T, B, 1] mask (1 where t < length) in like's dtype/device, after checking lengths."""
+def _checked_lengths(lengths, T, B, op):
+    """lengths as a list of B ints in [1, T]; ValueError naming op otherwise."""
     if hasattr(lengths, "tolist"):
         lengths = lengths.tolist()
     lengths = [int(v) for v in lengths]
@@ -38,8 +40,19 @@ def _lengths_mask(lengths, T, B, like, op):
         raise ValueError(f"[{op}] expected {B} lengths (one per batch entry), got {len(lengths)}")
     if any(v < 1 or v > T for v in lengths):
         raise ValueError(f"[{op}] lengths must lie in [1, {T}] (the padded sequence length), got {lengths}")
+    return lengths
+
+
+def _lengths_mask(lengths, T, B, like, op):
+    """[T, B, 1] mask (1 where t < length) in like's dtype/device, after checking lengths."""
+    lengths = _checked_lengths(lengths, T, B, op)
     m = (np.arange(T)[:, None] < np.array(lengths)[None, :]).astype(np.float64)[:, :, None]
     return _tensor(m, dtype=like.dtype, device=like.device)
+
+
+def _use_cudnn(x):
+    """True when the stack goes through cuDNN: bm.backends.rnn = "cudnn" and a CUDA input."""
+    return x.is_cuda and _C._backend_get("rnn") == "cudnn"
 
 
 def _step(mode, xp_t, h, c, w_hh_t, w_hh, b_hh):
@@ -134,7 +147,7 @@ class RNNBase(Module):
                              f"{list(_shape(input))}")
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if batch_first else input)
-        T, B = x.shape[0], x.shape[1]
+        B = x.shape[1]
         D = 2 if self.bidirectional else 1
         H = self.hidden_size
         state_shape = (self.num_layers * D, H) if unbatched else (self.num_layers * D, B, H)
@@ -155,6 +168,46 @@ class RNNBase(Module):
             if unbatched:
                 h0 = h0.unsqueeze(1)
                 c0 = c0.unsqueeze(1) if c0 is not None else None
+        if _use_cudnn(x):
+            x, h_n, c_n = self._forward_cudnn(x, h0, c0, lengths, op)
+        else:
+            x, h_n, c_n = self._forward_ours(x, h0, c0, lengths, op)
+        if unbatched:
+            x, h_n = x.squeeze(1), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if is_lstm else None
+        elif batch_first:
+            x = x.transpose(0, 1)
+        return x, ((h_n, c_n) if is_lstm else h_n)
+
+    def _forward_cudnn(self, x, h0, c0, lengths, op):
+        """The stack through cuDNN (bm.backends.rnn = "cudnn"): one call for all layers, or
+        one per layer when dropout between layers is on (ours, so its masks follow bm's seed)."""
+        T, B = x.shape[0], x.shape[1]
+        D = 2 if self.bidirectional else 1
+        lens = _checked_lengths(lengths, T, B, op) if lengths is not None else []
+        weights = [getattr(self, n) for n in self._flat_weights_names]
+        per = 4 if self.bias else 2
+        mode = self.mode
+        if not (self.dropout > 0 and self.training and self.num_layers > 1):
+            return _C._cudnn_rnn(x, h0, c0, weights, mode, self.num_layers, self.bidirectional, self.bias, lens)
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            c0_l = c0.narrow(0, layer * D, D) if c0 is not None else None
+            w_l = weights[layer * D * per:(layer + 1) * D * per]
+            x, h, c = _C._cudnn_rnn(x, h0.narrow(0, layer * D, D), c0_l, w_l, mode, 1, self.bidirectional, self.bias,
+                                    lens)
+            h_n.append(h)
+            c_n.append(c)
+            if layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        return x, _C.cat(h_n, 0), (_C.cat(c_n, 0) if c0 is not None else None)
+
+    def _forward_ours(self, x, h0, c0, lengths, op):
+        """Our layer loop: per layer and direction one input-projection matmul, then the time
+        loop (bm.lstm_layer for an LSTM without lengths). Returns (out, h_n, c_n)."""
+        T, B = x.shape[0], x.shape[1]
+        D = 2 if self.bidirectional else 1
+        is_lstm = self.mode == "LSTM"
         mask = _lengths_mask(lengths, T, B, x, op) if lengths is not None else None
 
         h_n, c_n = [], []
@@ -201,14 +254,7 @@ class RNNBase(Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
 
-        h_n = _C.stack(h_n, 0)
-        c_n = _C.stack(c_n, 0) if is_lstm else None
-        if unbatched:
-            x, h_n = x.squeeze(1), h_n.squeeze(1)
-            c_n = c_n.squeeze(1) if is_lstm else None
-        elif batch_first:
-            x = x.transpose(0, 1)
-        return x, ((h_n, c_n) if is_lstm else h_n)
+        return x, _C.stack(h_n, 0), (_C.stack(c_n, 0) if is_lstm else None)
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
