@@ -144,9 +144,9 @@ if [ $TESTS_ON = 1 ] && [ -x "$BUILD/bigmodel_tests" ]; then
     CS="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
     t=$(date +%s)
     timeout 240 "$CS" --tool memcheck --error-exitcode 9 "$BUILD/bigmodel_tests" \
-      --gtest_filter='CudaTransfer*:CudaCopy*:CudaFill*:CudaRuntime*' >"$OUT/memcheck.log" 2>&1
+      --gtest_filter='CudaTransfer*:CudaCopy*:CudaFill*:CudaRuntime*:CudaLinear.EpilogueAux*' >"$OUT/memcheck.log" 2>&1
     rc=$?
-    row "memcheck (copy/fill/transfer)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
+    row "memcheck (copy/fill/transfer/aux)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
       "$(count 'ERROR SUMMARY: [0-9]+ errors?' "$OUT/memcheck.log"); $(elapsed $t)"
     # racecheck: the kernels that share data through shared memory (block reductions,
     # softmax/norm rows, attention tiles), while the time budget allows.
@@ -186,7 +186,7 @@ fi
 
 # ---- kernel benches that exist -------------------------------------------------------------
 # Python benches (each prints one summary line per case with its ratio to the peer).
-PY_BENCHES="bench_elementwise_cuda bench_reduce_cuda bench_norm_cuda bench_attention_cuda bench_conv_cuda bench_fused_adamw"
+PY_BENCHES="bench_elementwise_cuda bench_reduce_cuda bench_norm_cuda bench_attention_cuda bench_conv_cuda bench_linear_cuda bench_lstm_cuda bench_fused_adamw"
 for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
   exe="$(find "$BUILD" -maxdepth 2 -type f -name "$bench" -perm -u+x | head -1)"
   [ -n "$exe" ] || continue
@@ -208,6 +208,8 @@ if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
       bench_fused_adamw) args=(--device cuda); lim=90 ;;
       bench_conv_cuda) args=(--reps 10); lim=150 ;;
       bench_attention_cuda) args=(); lim=120 ;;
+      bench_linear_cuda) args=(--quick); lim=90 ;;
+      bench_lstm_cuda) args=(--reps 10); lim=120 ;;
       *) args=(); lim=90 ;;
     esac
     timeout $lim "$PY" "$ROOT/bench/$pybench.py" "${args[@]}" >"$OUT/$pybench.log" 2>&1
