@@ -145,33 +145,31 @@ struct KernelRegistration {
     throw ::bigmodel::DTypeError(::bigmodel::str_cat("[", op, "] not implemented for ", \
                                                      ::bigmodel::dtype_name(dt)));
 
+// The case lists the switches share: the floating dtypes, then the integer ones.
+#define BM_FLOATING_CASES(...)                               \
+  BM_DTYPE_CASE(Float32, float, __VA_ARGS__)                 \
+  BM_DTYPE_CASE(Float64, double, __VA_ARGS__)                \
+  BM_DTYPE_CASE(Float16, ::bigmodel::Half, __VA_ARGS__)      \
+  BM_DTYPE_CASE(BFloat16, ::bigmodel::BFloat16, __VA_ARGS__)
+#define BM_NUMERIC_CASES(...)                                \
+  BM_FLOATING_CASES(__VA_ARGS__)                             \
+  BM_DTYPE_CASE(Int32, int32_t, __VA_ARGS__)                 \
+  BM_DTYPE_CASE(Int64, int64_t, __VA_ARGS__)
+
 #define BM_DISPATCH_FLOATING(dt, op, ...)                    \
   switch (dt) {                                              \
-    BM_DTYPE_CASE(Float32, float, __VA_ARGS__)               \
-    BM_DTYPE_CASE(Float64, double, __VA_ARGS__)              \
-    BM_DTYPE_CASE(Float16, ::bigmodel::Half, __VA_ARGS__)    \
-    BM_DTYPE_CASE(BFloat16, ::bigmodel::BFloat16, __VA_ARGS__) \
+    BM_FLOATING_CASES(__VA_ARGS__)                           \
     BM_DTYPE_DEFAULT(op, dt)                                 \
   }
 
 #define BM_DISPATCH_NUMERIC(dt, op, ...)                     \
   switch (dt) {                                              \
-    BM_DTYPE_CASE(Float32, float, __VA_ARGS__)               \
-    BM_DTYPE_CASE(Float64, double, __VA_ARGS__)              \
-    BM_DTYPE_CASE(Float16, ::bigmodel::Half, __VA_ARGS__)    \
-    BM_DTYPE_CASE(BFloat16, ::bigmodel::BFloat16, __VA_ARGS__) \
-    BM_DTYPE_CASE(Int32, int32_t, __VA_ARGS__)               \
-    BM_DTYPE_CASE(Int64, int64_t, __VA_ARGS__)               \
+    BM_NUMERIC_CASES(__VA_ARGS__)                            \
     BM_DTYPE_DEFAULT(op, dt)                                 \
   }
 
 #define BM_DISPATCH_ALL(dt, op, ...)                         \
   switch (dt) {                                              \
-    BM_DTYPE_CASE(Float32, float, __VA_ARGS__)               \
-    BM_DTYPE_CASE(Float64, double, __VA_ARGS__)              \
-    BM_DTYPE_CASE(Float16, ::bigmodel::Half, __VA_ARGS__)    \
-    BM_DTYPE_CASE(BFloat16, ::bigmodel::BFloat16, __VA_ARGS__) \
-    BM_DTYPE_CASE(Int32, int32_t, __VA_ARGS__)               \
-    BM_DTYPE_CASE(Int64, int64_t, __VA_ARGS__)               \
+    BM_NUMERIC_CASES(__VA_ARGS__)                            \
     BM_DTYPE_CASE(Bool, bool, __VA_ARGS__)                   \
   }

@@ -189,6 +189,12 @@ void for_each_image(const Geometry& g, Make&& make_scratch, Body&& body, Finish&
   }
 }
 
+// The same where a thread's scratch holds nothing to collect afterwards.
+template <typename Scratch, typename Make, typename Body>
+void for_each_image(const Geometry& g, Make&& make_scratch, Body&& body) {
+  for_each_image<Scratch>(g, make_scratch, body, [](Scratch&) {});
+}
+
 template <typename T, typename C>
 const C* as_compute(const T* src, int64_t n, std::vector<C>& buf) {
   if constexpr (std::is_same_v<T, C>) {
@@ -200,10 +206,27 @@ const C* as_compute(const T* src, int64_t n, std::vector<C>& buf) {
   }
 }
 
+// One group's column matrix [K, L]: the image itself where the kernel is 1x1 (direct,
+// only when T == C), else im2col into col.
+template <typename T, typename C>
+const C* group_columns(const T* xg, const Geometry& g, bool direct, std::vector<C>& col) {
+  if (direct) return reinterpret_cast<const C*>(xg);
+  im2col(xg, g, col.data());
+  return col.data();
+}
+
 template <typename C>
 struct Scratch {
   std::vector<C> col, buf, grad;
 };
+
+// Adds each thread's grad (its images' sum) into total; runs serially (for_each_image).
+template <typename C>
+auto add_grad_into(std::vector<C>& total) {
+  return [&total](Scratch<C>& s) {
+    for (size_t i = 0; i < total.size(); ++i) total[i] += s.grad[i];
+  };
+}
 
 // ---- direct stride-1 convolution (float32, AVX2 + FMA) -----------------------------------
 //
@@ -371,16 +394,25 @@ bool use_direct(const Geometry& g, int64_t out_channels) {
          g.kH * g.kW > 1 && out_channels >= 4;
 }
 
+// pack_direct_weights for every group's slice of w.
+std::vector<std::vector<float>> pack_group_weights(const float* w, const Geometry& g, const DirectShape& d, bool flip) {
+  std::vector<std::vector<float>> packed(static_cast<size_t>(g.p.groups));
+  for (int64_t grp = 0; grp < g.p.groups; ++grp) packed[grp] = pack_direct_weights(w + grp * g.Og * g.K, d, flip);
+  return packed;
+}
+
+// A thread's scratch on the direct paths: its padded plane (col).
+Scratch<float> padded_scratch(const DirectShape& d) {
+  Scratch<float> s;
+  s.col.resize(d.padded_size());
+  return s;
+}
+
 // Forward over the batch: each thread pads its images into its own plane.
 void direct_forward(const float* x, const float* w, const float* bias, float* y, const Geometry& g) {
   const DirectShape d{g.Cg, g.Og, g.kH, g.kW, g.oH, g.oW};
-  std::vector<std::vector<float>> packed(static_cast<size_t>(g.p.groups));
-  for (int64_t grp = 0; grp < g.p.groups; ++grp) packed[grp] = pack_direct_weights(w + grp * g.Og * g.K, d, false);
-  auto make = [&] {
-    Scratch<float> s;
-    s.col.resize(d.padded_size());
-    return s;
-  };
+  const auto packed = pack_group_weights(w, g, d, false);
+  auto make = [&] { return padded_scratch(d); };
   auto body = [&](int64_t n, Scratch<float>& s) {
     for (int64_t grp = 0; grp < g.p.groups; ++grp) {
       pad_plane(x + (n * g.C + grp * g.Cg) * g.H * g.W, g.H, g.W, g.p.pad_h, g.p.pad_w, d, s.col.data());
@@ -388,20 +420,15 @@ void direct_forward(const float* x, const float* w, const float* bias, float* y,
                    y + (n * g.O + grp * g.Og) * g.L);
     }
   };
-  for_each_image<Scratch<float>>(g, make, body, [](Scratch<float>&) {});
+  for_each_image<Scratch<float>>(g, make, body);
 }
 
 // Input gradient: dx[c, ih, iw] = sum_{o, kh, kw} dy[o, ih + pad - kh, iw + pad - kw] w[o, c, kh, kw],
 // i.e. a stride-1 convolution of dy (placed at offset k - 1 - pad) with the flipped kernel.
 void direct_backward_input(const float* gy, const float* w, float* gx, const Geometry& g) {
   const DirectShape d{g.Og, g.Cg, g.kH, g.kW, g.H, g.W};  // reads dy's Og channels, writes dx's Cg
-  std::vector<std::vector<float>> packed(static_cast<size_t>(g.p.groups));
-  for (int64_t grp = 0; grp < g.p.groups; ++grp) packed[grp] = pack_direct_weights(w + grp * g.Og * g.K, d, true);
-  auto make = [&] {
-    Scratch<float> s;
-    s.col.resize(d.padded_size());
-    return s;
-  };
+  const auto packed = pack_group_weights(w, g, d, true);
+  auto make = [&] { return padded_scratch(d); };
   auto body = [&](int64_t n, Scratch<float>& s) {
     for (int64_t grp = 0; grp < g.p.groups; ++grp) {
       pad_plane(gy + (n * g.O + grp * g.Og) * g.L, g.oH, g.oW, g.kH - 1 - g.p.pad_h, g.kW - 1 - g.p.pad_w, d,
@@ -409,7 +436,7 @@ void direct_backward_input(const float* gy, const float* w, float* gx, const Geo
       direct_image(s.col.data(), packed[grp].data(), nullptr, d, gx + (n * g.C + grp * g.Cg) * g.H * g.W);
     }
   };
-  for_each_image<Scratch<float>>(g, make, body, [](Scratch<float>&) {});
+  for_each_image<Scratch<float>>(g, make, body);
 }
 
 // Weight gradient: dw[o, c, kh, kw] = sum_{oh, ow} dy[o, oh, ow] * xp[c, oh + kh, ow + kw]
@@ -500,8 +527,7 @@ void direct_backward_weight(const float* x, const float* gy, float* gw, const Ge
   const DirectShape d{g.Cg, g.Og, g.kH, g.kW, g.oH, g.oW};
   std::vector<float> total(static_cast<size_t>(g.O * g.K), 0.0f);
   auto make = [&] {
-    Scratch<float> s;
-    s.col.resize(d.padded_size());
+    Scratch<float> s = padded_scratch(d);
     s.grad.assign(static_cast<size_t>(g.O * g.K), 0.0f);
     return s;
   };
@@ -511,11 +537,20 @@ void direct_backward_weight(const float* x, const float* gy, float* gw, const Ge
       wgrad_image(s.col.data(), gy + (n * g.O + grp * g.Og) * g.L, d, s.grad.data() + grp * g.Og * g.K);
     }
   };
-  auto finish = [&](Scratch<float>& s) {
-    for (int64_t i = 0; i < g.O * g.K; ++i) total[i] += s.grad[i];
-  };
-  for_each_image<Scratch<float>>(g, make, body, finish);
+  for_each_image<Scratch<float>>(g, make, body, add_grad_into(total));
   std::copy(total.begin(), total.end(), gw);
+}
+
+// Runs direct_kernel (float32 only) where use_direct allows it; false: take im2col + GEMM.
+template <typename T, typename Kernel>
+bool ran_direct(const Geometry& g, int64_t out_channels, Kernel&& direct_kernel) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct(g, out_channels)) {
+      direct_kernel();
+      return true;
+    }
+  }
+  return false;
 }
 
 template <typename T>
@@ -524,13 +559,11 @@ void forward_typed(const Tensor& out, const Tensor& input, const Tensor& weight,
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(input, weight, out, p);
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_direct(g, g.Og)) {
-      direct_forward(input.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
-                     out.data<float>(), g);
-      return;
-    }
-  }
+  if (ran_direct<T>(g, g.Og, [&] {
+        direct_forward(input.data<float>(), weight.data<float>(), bias.defined() ? bias.data<float>() : nullptr,
+                       out.data<float>(), g);
+      }))
+    return;
   const T* x = input.data<T>();
   T* y = out.data<T>();
   std::vector<C> wbuf, bbuf;
@@ -546,13 +579,7 @@ void forward_typed(const Tensor& out, const Tensor& input, const Tensor& weight,
   auto body = [&](int64_t n, Scratch<C>& s) {
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const T* xg = x + (n * g.C + grp * g.Cg) * g.H * g.W;
-      const C* cols = nullptr;
-      if (direct) {
-        cols = reinterpret_cast<const C*>(xg);  // T == C here
-      } else {
-        im2col(xg, g, s.col.data());
-        cols = s.col.data();
-      }
+      const C* cols = group_columns(xg, g, direct, s.col);
       C* dst = same ? reinterpret_cast<C*>(y + (n * g.O + grp * g.Og) * g.L) : s.buf.data() + grp * g.Og * g.L;
       gemm(false, false, g.Og, g.L, g.K, w + grp * g.Og * g.K, g.K, cols, g.L, C(0), dst, g.L);
     }
@@ -569,7 +596,7 @@ void forward_typed(const Tensor& out, const Tensor& input, const Tensor& weight,
       }
     }
   };
-  for_each_image<Scratch<C>>(g, make, body, [](Scratch<C>&) {});
+  for_each_image<Scratch<C>>(g, make, body);
 }
 
 template <typename T>
@@ -578,12 +605,10 @@ void backward_input_typed(const Tensor& grad_input, const Tensor& grad_output, c
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(grad_input, weight, grad_output, p);
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_direct(g, g.Cg)) {
-      direct_backward_input(grad_output.data<float>(), weight.data<float>(), grad_input.data<float>(), g);
-      return;
-    }
-  }
+  if (ran_direct<T>(g, g.Cg, [&] {
+        direct_backward_input(grad_output.data<float>(), weight.data<float>(), grad_input.data<float>(), g);
+      }))
+    return;
   const T* gy = grad_output.data<T>();
   T* gx = grad_input.data<T>();
   std::vector<C> wbuf;
@@ -602,13 +627,7 @@ void backward_input_typed(const Tensor& grad_input, const Tensor& grad_output, c
   auto body = [&](int64_t n, Scratch<C>& s) {
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const T* gyg = gy + (n * g.O + grp * g.Og) * g.L;
-      const C* G = nullptr;
-      if constexpr (same) {
-        G = gyg;
-      } else {
-        for (int64_t i = 0; i < g.Og * g.L; ++i) s.buf[i] = static_cast<C>(gyg[i]);
-        G = s.buf.data();
-      }
+      const C* G = as_compute(gyg, g.Og * g.L, s.buf);  // s.buf already holds Og * L
       T* gxg = gx + (n * g.C + grp * g.Cg) * plane;
       C* dst = same ? reinterpret_cast<C*>(gxg) : s.grad.data();
       const C* wg = w + grp * g.Og * g.K;
@@ -623,7 +642,7 @@ void backward_input_typed(const Tensor& grad_input, const Tensor& grad_output, c
         for (int64_t i = 0; i < g.Cg * plane; ++i) gxg[i] = static_cast<T>(dst[i]);
     }
   };
-  for_each_image<Scratch<C>>(g, make, body, [](Scratch<C>&) {});
+  for_each_image<Scratch<C>>(g, make, body);
 }
 
 template <typename T>
@@ -632,12 +651,10 @@ void backward_weight_typed(const Tensor& grad_weight, const Tensor& grad_output,
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const Geometry g = make_geometry(input, grad_weight, grad_output, p);
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_direct(g, g.Og)) {
-      direct_backward_weight(input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(), g);
-      return;
-    }
-  }
+  if (ran_direct<T>(g, g.Og, [&] {
+        direct_backward_weight(input.data<float>(), grad_output.data<float>(), grad_weight.data<float>(), g);
+      }))
+    return;
   const T* gy = grad_output.data<T>();
   const T* x = input.data<T>();
   const bool direct = g.direct() && same;
@@ -652,29 +669,14 @@ void backward_weight_typed(const Tensor& grad_weight, const Tensor& grad_output,
   auto body = [&](int64_t n, Scratch<C>& s) {
     for (int64_t grp = 0; grp < p.groups; ++grp) {
       const T* xg = x + (n * g.C + grp * g.Cg) * g.H * g.W;
-      const C* cols = nullptr;
-      if (direct) {
-        cols = reinterpret_cast<const C*>(xg);
-      } else {
-        im2col(xg, g, s.col.data());
-        cols = s.col.data();
-      }
+      const C* cols = group_columns(xg, g, direct, s.col);
       const T* gyg = gy + (n * g.O + grp * g.Og) * g.L;
-      const C* G = nullptr;
-      if constexpr (same) {
-        G = gyg;
-      } else {
-        for (int64_t i = 0; i < g.Og * g.L; ++i) s.buf[i] = static_cast<C>(gyg[i]);
-        G = s.buf.data();
-      }
+      const C* G = as_compute(gyg, g.Og * g.L, s.buf);  // s.buf already holds Og * L
       // dW_g[Og, K] += dY_g[Og, L] @ col[K, L]^T
       gemm(false, true, g.Og, g.K, g.L, G, g.L, cols, g.L, C(1), s.grad.data() + grp * g.Og * g.K, g.K);
     }
   };
-  auto finish = [&](Scratch<C>& s) {
-    for (int64_t i = 0; i < g.O * g.K; ++i) total[i] += s.grad[i];
-  };
-  for_each_image<Scratch<C>>(g, make, body, finish);
+  for_each_image<Scratch<C>>(g, make, body, add_grad_into(total));
   T* gw = grad_weight.data<T>();
   for (int64_t i = 0; i < g.O * g.K; ++i) gw[i] = static_cast<T>(total[i]);
 }

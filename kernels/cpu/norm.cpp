@@ -16,6 +16,28 @@ const S* ptr_or_null(const Tensor& t) { return t.defined() ? static_cast<const S
 template <typename S>
 S* mut_or_null(const Tensor& t) { return t.defined() ? static_cast<S*>(t.data_ptr()) : nullptr; }
 
+// What both backward kernels read and write, as typed pointers (outputs not wanted: null).
+template <typename T>
+struct BackwardPtrs {
+  using S = compute_t<T>;
+  const T* x;       // input
+  const T* g;       // output gradient
+  T* gx;            // input gradient
+  S *gw, *gb;       // weight / bias gradients
+  const S* w;       // weight
+  const S *m, *is;  // saved mean and inverse std
+  BackwardPtrs(const Tensor& grad_in, const Tensor& grad_weight, const Tensor& grad_bias, const Tensor& grad_out,
+               const Tensor& in, const Tensor& weight, const Tensor& mean, const Tensor& invstd)
+      : x(static_cast<const T*>(in.data_ptr())),
+        g(static_cast<const T*>(grad_out.data_ptr())),
+        gx(mut_or_null<T>(grad_in)),
+        gw(mut_or_null<S>(grad_weight)),
+        gb(mut_or_null<S>(grad_bias)),
+        w(ptr_or_null<S>(weight)),
+        m(static_cast<const S*>(mean.data_ptr())),
+        is(static_cast<const S*>(invstd.data_ptr())) {}
+};
+
 // ---------------------------------------------------------------- batch norm
 template <typename T>
 void batch_norm_forward_typed(const Tensor& out, const Tensor& in, const Tensor& weight, const Tensor& bias,
@@ -69,29 +91,22 @@ void batch_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
                                const Tensor& invstd, bool training) {
   using S = compute_t<T>;
   const int64_t N = in.size(0), C = in.size(1), HW = in.numel() / (N * C);
-  const T* x = static_cast<const T*>(in.data_ptr());
-  const T* g = static_cast<const T*>(grad_out.data_ptr());
-  T* gx = mut_or_null<T>(grad_in);
-  S* gw = mut_or_null<S>(grad_weight);
-  S* gb = mut_or_null<S>(grad_bias);
-  const S* w = ptr_or_null<S>(weight);
-  const S* m = static_cast<const S*>(mean.data_ptr());
-  const S* is = static_cast<const S*>(invstd.data_ptr());
+  const BackwardPtrs<T> a(grad_in, grad_weight, grad_bias, grad_out, in, weight, mean, invstd);
   parallel_for(C, in.numel() > kParallelGrain, [&](int64_t c) {
-    const double mu = m[c], istd = is[c];
+    const double mu = a.m[c], istd = a.is[c];
     double sum_g = 0, sum_gx = 0;  // sum(g) and sum(g * (x - mean)) over the channel
     for (int64_t n = 0; n < N; ++n) {
       const int64_t base = (n * C + c) * HW;
       for (int64_t i = 0; i < HW; ++i) {
-        const double gv = static_cast<S>(g[base + i]);
+        const double gv = static_cast<S>(a.g[base + i]);
         sum_g += gv;
-        sum_gx += gv * (static_cast<double>(static_cast<S>(x[base + i])) - mu);
+        sum_gx += gv * (static_cast<double>(static_cast<S>(a.x[base + i])) - mu);
       }
     }
-    if (gw) gw[c] = static_cast<S>(sum_gx * istd);
-    if (gb) gb[c] = static_cast<S>(sum_g);
-    if (!gx) return;
-    const double wc = w ? static_cast<double>(w[c]) : 1.0;
+    if (a.gw) a.gw[c] = static_cast<S>(sum_gx * istd);
+    if (a.gb) a.gb[c] = static_cast<S>(sum_g);
+    if (!a.gx) return;
+    const double wc = a.w ? static_cast<double>(a.w[c]) : 1.0;
     // Training: dx = w * istd * (g - mean(g) - xhat * mean(g * xhat)); the batch mean
     // and variance depend on x. Eval: the statistics are constants, dx = w * istd * g.
     const double count = static_cast<double>(N * HW);
@@ -102,8 +117,8 @@ void batch_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
     for (int64_t n = 0; n < N; ++n) {
       const int64_t base = (n * C + c) * HW;
       for (int64_t i = 0; i < HW; ++i) {
-        const S gv = static_cast<S>(g[base + i]), xv = static_cast<S>(x[base + i]);
-        gx[base + i] = static_cast<T>((gv - gmean - (xv - mu_s) * k) * scale);
+        const S gv = static_cast<S>(a.g[base + i]), xv = static_cast<S>(a.x[base + i]);
+        a.gx[base + i] = static_cast<T>((gv - gmean - (xv - mu_s) * k) * scale);
       }
     }
   });
@@ -168,38 +183,31 @@ void layer_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
                                const Tensor& invstd) {
   using S = compute_t<T>;
   const int64_t rows = mean.numel(), cols = in.numel() / rows;
-  const T* x = static_cast<const T*>(in.data_ptr());
-  const T* g = static_cast<const T*>(grad_out.data_ptr());
-  T* gx = mut_or_null<T>(grad_in);
-  S* gw = mut_or_null<S>(grad_weight);
-  S* gb = mut_or_null<S>(grad_bias);
-  const S* w = ptr_or_null<S>(weight);
-  const S* m = static_cast<const S*>(mean.data_ptr());
-  const S* is = static_cast<const S*>(invstd.data_ptr());
+  const BackwardPtrs<T> a(grad_in, grad_weight, grad_bias, grad_out, in, weight, mean, invstd);
   const bool parallel = in.numel() > kParallelGrain;
-  if (gx) {
+  if (a.gx) {
     // dx = istd * (gw - mean(gw) - xhat * mean(gw * xhat)) with gw = g * weight.
     parallel_for(rows, parallel, [&](int64_t r) {
-      const T* p = x + r * cols;
-      const T* gr = g + r * cols;
-      const S mu = m[r], istd = is[r];
+      const T* p = a.x + r * cols;
+      const T* gr = a.g + r * cols;
+      const S mu = a.m[r], istd = a.is[r];
       double sum_a = 0, sum_b = 0;
       for (int64_t j = 0; j < cols; ++j) {
-        const double gwj = static_cast<double>(static_cast<S>(gr[j])) * (w ? static_cast<double>(w[j]) : 1.0);
+        const double gwj = static_cast<double>(static_cast<S>(gr[j])) * (a.w ? static_cast<double>(a.w[j]) : 1.0);
         sum_a += gwj;
         sum_b += gwj * static_cast<double>((static_cast<S>(p[j]) - mu) * istd);
       }
       const S mean_a = static_cast<S>(sum_a / static_cast<double>(cols));
       const S mean_b = static_cast<S>(sum_b / static_cast<double>(cols));
-      T* out = gx + r * cols;
+      T* out = a.gx + r * cols;
       for (int64_t j = 0; j < cols; ++j) {
-        const S gwj = static_cast<S>(gr[j]) * (w ? w[j] : S(1));
+        const S gwj = static_cast<S>(gr[j]) * (a.w ? a.w[j] : S(1));
         const S xhat = (static_cast<S>(p[j]) - mu) * istd;
         out[j] = static_cast<T>(istd * (gwj - mean_a - xhat * mean_b));
       }
     });
   }
-  if (!gw && !gb) return;
+  if (!a.gw && !a.gb) return;
   // Column sums over rows: blocks of columns in parallel, rows walked in order so each
   // block reads contiguous memory.
   constexpr int64_t kBlock = 64;
@@ -208,16 +216,16 @@ void layer_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
     const int64_t j0 = blk * kBlock, j1 = std::min(cols, j0 + kBlock);
     std::vector<double> acc_w(j1 - j0, 0.0), acc_b(j1 - j0, 0.0);
     for (int64_t r = 0; r < rows; ++r) {
-      const S mu = m[r], istd = is[r];
+      const S mu = a.m[r], istd = a.is[r];
       for (int64_t j = j0; j < j1; ++j) {
-        const double gv = static_cast<S>(g[r * cols + j]);
+        const double gv = static_cast<S>(a.g[r * cols + j]);
         acc_b[j - j0] += gv;
-        acc_w[j - j0] += gv * static_cast<double>((static_cast<S>(x[r * cols + j]) - mu) * istd);
+        acc_w[j - j0] += gv * static_cast<double>((static_cast<S>(a.x[r * cols + j]) - mu) * istd);
       }
     }
     for (int64_t j = j0; j < j1; ++j) {
-      if (gw) gw[j] = static_cast<S>(acc_w[j - j0]);
-      if (gb) gb[j] = static_cast<S>(acc_b[j - j0]);
+      if (a.gw) a.gw[j] = static_cast<S>(acc_w[j - j0]);
+      if (a.gb) a.gb[j] = static_cast<S>(acc_b[j - j0]);
     }
   });
 }

@@ -76,6 +76,67 @@ __device__ __forceinline__ float finish_score(const FlashParams& p, int64_t mbas
   return s;
 }
 
+// Element offsets of head (b, h) = (bh / H, bh % H) in q, k, v, the mask and dout.
+struct HeadBases {
+  int64_t q, k, v, m, o;
+};
+__device__ __forceinline__ HeadBases head_bases(const FlashParams& p, int bh) {
+  const int b = bh / p.H, h = bh - b * p.H;
+  return {b * p.sq[0] + h * p.sq[1], b * p.sk[0] + h * p.sk[1], b * p.sv[0] + h * p.sv[1],
+          b * p.sm[0] + h * p.sm[1], b * p.sdo[0] + h * p.sdo[1]};
+}
+
+// Key tiles a block of query rows from q0 reads: all, or causally up to its last row's tile.
+__device__ __forceinline__ int key_tiles(const FlashParams& p, int q0) {
+  const int ktiles = (p.Nk + kTile - 1) / kTile;
+  return p.causal ? min(ktiles, (min(q0 + kBlockRows, p.Nq) - 1) / kTile + 1) : ktiles;
+}
+
+// Key tile kt of K and V into shared memory, between barriers (the previous tile consumed
+// before, the new one visible after).
+template <typename T>
+__device__ __forceinline__ void stage_kv_tile(float* Ks, float* Vs, int ld, int D, const FlashParams& p,
+                                              const HeadBases& hb, int kt) {
+  __syncthreads();
+  stage_rows<T>(Ks, ld, p.k, hb.k, p.sk[2], p.sk[3], kt * kTile, kTile, p.Nk, D);
+  stage_rows<T>(Vs, ld, p.v, hb.v, p.sv[2], p.sv[3], kt * kTile, kTile, p.Nk, D);
+  __syncthreads();
+}
+
+// Two dot products over d < D in one pass: dot += a . b, dp += c . e.
+__device__ __forceinline__ void dot_pair(const float* a, const float* b, const float* c, const float* e, int D,
+                                         float& dot, float& dp) {
+#pragma unroll 4
+  for (int d = 0; d < D; ++d) {
+    dot = fmaf(a[d], b[d], dot);
+    dp = fmaf(c[d], e[d], dp);
+  }
+}
+
+// acc[c] += sum_j x_j * tile[j][lane + 32 c], x_j the value x of lane j.
+__device__ __forceinline__ void add_lane_weighted_rows(float (&acc)[kMaxChunks], float x,
+                                                       const float* tile, int ld, int lane, int D) {
+  for (int j = 0; j < kTile; ++j) {
+    const float xj = __shfl_sync(0xffffffffu, x, j);
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; ++c) {
+      const int d = lane + 32 * c;
+      if (d < D) acc[c] = fmaf(xj, tile[j * ld + d], acc[c]);
+    }
+  }
+}
+
+// dst[o + d] = acc * scale for this lane's dims d = lane + 32 c < D.
+template <typename T>
+__device__ __forceinline__ void store_lane_dims(void* dst, int64_t o, const float (&acc)[kMaxChunks],
+                                                float scale, int lane, int D) {
+#pragma unroll
+  for (int c = 0; c < kMaxChunks; ++c) {
+    const int d = lane + 32 * c;
+    if (d < D) Io<T>::st(dst, o + d, acc[c] * scale);
+  }
+}
+
 // ---- forward ----------------------------------------------------------------------------------
 template <typename T>
 __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
@@ -88,10 +149,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
   const int q0 = blockIdx.x * kBlockRows;
   const int BH = p.B * p.H;
   for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-    const int b = bh / p.H, h = bh - b * p.H;
-    const int64_t qb = b * p.sq[0] + h * p.sq[1], kb = b * p.sk[0] + h * p.sk[1], vb = b * p.sv[0] + h * p.sv[1];
-    const int64_t mb = b * p.sm[0] + h * p.sm[1];
-    stage_rows<T>(Qs, D, p.q, qb, p.sq[2], p.sq[3], q0, kBlockRows, p.Nq, D);
+    const HeadBases hb = head_bases(p, bh);
+    stage_rows<T>(Qs, D, p.q, hb.q, p.sq[2], p.sq[3], q0, kBlockRows, p.Nq, D);
 
     float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kMaxChunks];
 #pragma unroll
@@ -101,14 +160,9 @@ __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
 #pragma unroll
       for (int c = 0; c < kMaxChunks; ++c) acc[r][c] = 0.0f;
     }
-    int ktiles = (p.Nk + kTile - 1) / kTile;
-    if (p.causal) ktiles = min(ktiles, (min(q0 + kBlockRows, p.Nq) - 1) / kTile + 1);  // up to the last row's tile
-
+    const int ktiles = key_tiles(p, q0);
     for (int kt = 0; kt < ktiles; ++kt) {
-      __syncthreads();  // previous tile consumed (and, at kt == 0, Qs written)
-      stage_rows<T>(Ks, ld, p.k, kb, p.sk[2], p.sk[3], kt * kTile, kTile, p.Nk, D);
-      stage_rows<T>(Vs, ld, p.v, vb, p.sv[2], p.sv[3], kt * kTile, kTile, p.Nk, D);
-      __syncthreads();
+      stage_kv_tile<T>(Ks, Vs, ld, D, p, hb, kt);  // its first barrier: at kt == 0, Qs written
       const int col = kt * kTile + lane;
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -120,7 +174,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
           const float* kr = Ks + lane * ld;
 #pragma unroll 4
           for (int d = 0; d < D; ++d) dot = fmaf(qr[d], kr[d], dot);
-          s = finish_score<T>(p, mb, dot, row, col);
+          s = finish_score<T>(p, hb.m, dot, row, col);
         }
         const float m_new = fmaxf(m[r], warp_max(s));
         const float m_use = m_new == neg_inf() ? 0.0f : m_new;  // a row with nothing kept yet
@@ -130,14 +184,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
         m[r] = m_new;
 #pragma unroll
         for (int c = 0; c < kMaxChunks; ++c) acc[r][c] *= alpha;
-        for (int j = 0; j < kTile; ++j) {
-          const float pk = __shfl_sync(0xffffffffu, pj, j);
-#pragma unroll
-          for (int c = 0; c < kMaxChunks; ++c) {
-            const int d = lane + 32 * c;
-            if (d < D) acc[r][c] = fmaf(pk, Vs[j * ld + d], acc[r][c]);
-          }
-        }
+        add_lane_weighted_rows(acc[r], pj, Vs, ld, lane, D);
       }
     }
 #pragma unroll
@@ -146,12 +193,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_simt(FlashParams p) {
       if (row >= p.Nq) continue;
       // A row whose keys are all masked: NaN, as softmax over all -inf gives on the CPU.
       const float inv = l[r] > 0.0f ? 1.0f / l[r] : nan_f();
-      const int64_t o = (static_cast<int64_t>(bh) * p.Nq + row) * D;
-#pragma unroll
-      for (int c = 0; c < kMaxChunks; ++c) {
-        const int d = lane + 32 * c;
-        if (d < D) Io<T>::st(p.out, o + d, acc[r][c] * inv);
-      }
+      store_lane_dims<T>(p.out, (static_cast<int64_t>(bh) * p.Nq + row) * D, acc[r], inv, lane, D);
       if (lane == 0) p.lse[static_cast<int64_t>(bh) * p.Nq + row] = l[r] > 0.0f ? m[r] + logf(l[r]) : nan_f();
     }
     __syncthreads();  // Qs is rewritten for the next (b, h)
@@ -190,11 +232,9 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_simt(FlashParams p
   const int q0 = blockIdx.x * kBlockRows;
   const int BH = p.B * p.H;
   for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-    const int b = bh / p.H, h = bh - b * p.H;
-    const int64_t qb = b * p.sq[0] + h * p.sq[1], kb = b * p.sk[0] + h * p.sk[1], vb = b * p.sv[0] + h * p.sv[1];
-    const int64_t mb = b * p.sm[0] + h * p.sm[1], ob = b * p.sdo[0] + h * p.sdo[1];
-    stage_rows<T>(Qs, D, p.q, qb, p.sq[2], p.sq[3], q0, kBlockRows, p.Nq, D);
-    stage_rows<T>(dOs, D, p.dout, ob, p.sdo[2], p.sdo[3], q0, kBlockRows, p.Nq, D);
+    const HeadBases hb = head_bases(p, bh);
+    stage_rows<T>(Qs, D, p.q, hb.q, p.sq[2], p.sq[3], q0, kBlockRows, p.Nq, D);
+    stage_rows<T>(dOs, D, p.dout, hb.o, p.sdo[2], p.sdo[3], q0, kBlockRows, p.Nq, D);
     float lse[kRowsPerWarp], delta[kRowsPerWarp], acc[kRowsPerWarp][kMaxChunks];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -205,13 +245,9 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_simt(FlashParams p
 #pragma unroll
       for (int c = 0; c < kMaxChunks; ++c) acc[r][c] = 0.0f;
     }
-    int ktiles = (p.Nk + kTile - 1) / kTile;
-    if (p.causal) ktiles = min(ktiles, (min(q0 + kBlockRows, p.Nq) - 1) / kTile + 1);
+    const int ktiles = key_tiles(p, q0);
     for (int kt = 0; kt < ktiles; ++kt) {
-      __syncthreads();
-      stage_rows<T>(Ks, ld, p.k, kb, p.sk[2], p.sk[3], kt * kTile, kTile, p.Nk, D);
-      stage_rows<T>(Vs, ld, p.v, vb, p.sv[2], p.sv[3], kt * kTile, kTile, p.Nk, D);
-      __syncthreads();
+      stage_kv_tile<T>(Ks, Vs, ld, D, p, hb, kt);
       const int col = kt * kTile + lane;
 #pragma unroll
       for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -219,38 +255,18 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_simt(FlashParams p
         float ds = 0.0f;
         if (col < p.Nk && row < p.Nq) {
           float dot = 0.0f, dp = 0.0f;
-          const float* qr = Qs + rl * D;
-          const float* gr = dOs + rl * D;
-          const float* kr = Ks + lane * ld;
-          const float* vr = Vs + lane * ld;
-#pragma unroll 4
-          for (int d = 0; d < D; ++d) {
-            dot = fmaf(qr[d], kr[d], dot);
-            dp = fmaf(gr[d], vr[d], dp);
-          }
-          const float prob = expf(finish_score<T>(p, mb, dot, row, col) - lse[r]);
+          dot_pair(Qs + rl * D, Ks + lane * ld, dOs + rl * D, Vs + lane * ld, D, dot, dp);
+          const float prob = expf(finish_score<T>(p, hb.m, dot, row, col) - lse[r]);
           ds = prob * (dp - delta[r]);
         }
-        for (int j = 0; j < kTile; ++j) {
-          const float dsj = __shfl_sync(0xffffffffu, ds, j);
-#pragma unroll
-          for (int c = 0; c < kMaxChunks; ++c) {
-            const int d = lane + 32 * c;
-            if (d < D) acc[r][c] = fmaf(dsj, Ks[j * ld + d], acc[r][c]);
-          }
-        }
+        add_lane_weighted_rows(acc[r], ds, Ks, ld, lane, D);
       }
     }
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int row = q0 + warp * kRowsPerWarp + r;
       if (row >= p.Nq) continue;
-      const int64_t o = (static_cast<int64_t>(bh) * p.Nq + row) * D;
-#pragma unroll
-      for (int c = 0; c < kMaxChunks; ++c) {
-        const int d = lane + 32 * c;
-        if (d < D) Io<T>::st(p.dq, o + d, acc[r][c] * p.scale);
-      }
+      store_lane_dims<T>(p.dq, (static_cast<int64_t>(bh) * p.Nq + row) * D, acc[r], p.scale, lane, D);
     }
     __syncthreads();
   }
@@ -271,11 +287,9 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_simt(FlashParams
   const int k0 = blockIdx.x * kBlockRows;
   const int BH = p.B * p.H;
   for (int bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-    const int b = bh / p.H, h = bh - b * p.H;
-    const int64_t qb = b * p.sq[0] + h * p.sq[1], kb = b * p.sk[0] + h * p.sk[1], vb = b * p.sv[0] + h * p.sv[1];
-    const int64_t mb = b * p.sm[0] + h * p.sm[1], ob = b * p.sdo[0] + h * p.sdo[1];
-    stage_rows<T>(Kr, D, p.k, kb, p.sk[2], p.sk[3], k0, kBlockRows, p.Nk, D);
-    stage_rows<T>(Vr, D, p.v, vb, p.sv[2], p.sv[3], k0, kBlockRows, p.Nk, D);
+    const HeadBases hb = head_bases(p, bh);
+    stage_rows<T>(Kr, D, p.k, hb.k, p.sk[2], p.sk[3], k0, kBlockRows, p.Nk, D);
+    stage_rows<T>(Vr, D, p.v, hb.v, p.sv[2], p.sv[3], k0, kBlockRows, p.Nk, D);
     float dk[kRowsPerWarp][kMaxChunks], dv[kRowsPerWarp][kMaxChunks];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
@@ -286,8 +300,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_simt(FlashParams
     const int first = p.causal ? k0 / kTile : 0;
     for (int qt = first; qt < qtiles; ++qt) {
       __syncthreads();
-      stage_rows<T>(Qs, ld, p.q, qb, p.sq[2], p.sq[3], qt * kTile, kTile, p.Nq, D);
-      stage_rows<T>(dOs, ld, p.dout, ob, p.sdo[2], p.sdo[3], qt * kTile, kTile, p.Nq, D);
+      stage_rows<T>(Qs, ld, p.q, hb.q, p.sq[2], p.sq[3], qt * kTile, kTile, p.Nq, D);
+      stage_rows<T>(dOs, ld, p.dout, hb.o, p.sdo[2], p.sdo[3], qt * kTile, kTile, p.Nq, D);
       if (threadIdx.x < kTile) {
         const int row = qt * kTile + threadIdx.x;
         const int64_t i = static_cast<int64_t>(bh) * p.Nq + row;
@@ -302,16 +316,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_simt(FlashParams
         float prob = 0.0f, ds = 0.0f;
         if (col < p.Nk && row < p.Nq) {
           float dot = 0.0f, dp = 0.0f;
-          const float* qi = Qs + lane * ld;
-          const float* gi = dOs + lane * ld;
-          const float* kr = Kr + rl * D;
-          const float* vr = Vr + rl * D;
-#pragma unroll 4
-          for (int d = 0; d < D; ++d) {
-            dot = fmaf(qi[d], kr[d], dot);
-            dp = fmaf(gi[d], vr[d], dp);
-          }
-          prob = expf(finish_score<T>(p, mb, dot, row, col) - lse_s[lane]);
+          dot_pair(Qs + lane * ld, Kr + rl * D, dOs + lane * ld, Vr + rl * D, D, dot, dp);
+          prob = expf(finish_score<T>(p, hb.m, dot, row, col) - lse_s[lane]);
           ds = prob * (dp - delta_s[lane]);
         }
         for (int i = 0; i < kTile; ++i) {
@@ -350,14 +356,25 @@ dim3 rows_grid(int rows, int BH) {
   return dim3(static_cast<unsigned>((rows + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(std::min(BH, 65535)));
 }
 
+// Dynamic shared bytes of a tiled kernel: two [kTile][ld] tiles, `blocks` [kBlockRows][D]
+// row blocks and `extra` floats.
+int smem_bytes(int D, int blocks, int extra) {
+  return static_cast<int>(sizeof(float)) * (2 * kTile * padded_ld(D) + blocks * kBlockRows * D + extra);
+}
+
+// Launches a tiled kernel over `rows` rows per (b, h), opted in (once per device) to its
+// shared memory at the largest head dim, 128.
+void launch_tiled(FlashSmemOptIn& opt_in, void (*kernel)(FlashParams), int rows, int blocks, int extra,
+                  const FlashParams& p, cudaStream_t s) {
+  opt_in.ensure(reinterpret_cast<const void*>(kernel), smem_bytes(128, blocks, extra));
+  kernel<<<rows_grid(rows, p.B * p.H), kThreads, smem_bytes(p.D, blocks, extra), s>>>(p);
+  BM_CUDA_CHECK_LAUNCH();
+}
+
 template <typename T>
 void forward_typed(const FlashParams& p, cudaStream_t s) {
   static FlashSmemOptIn opt_in;
-  const int ld = padded_ld(p.D);
-  const int bytes = static_cast<int>(sizeof(float)) * (2 * kTile * ld + kBlockRows * p.D);
-  opt_in.ensure(reinterpret_cast<const void*>(flash_forward_simt<T>), 2 * kTile * 129 * 4 + kBlockRows * 128 * 4);
-  flash_forward_simt<T><<<rows_grid(p.Nq, p.B * p.H), kThreads, bytes, s>>>(p);
-  BM_CUDA_CHECK_LAUNCH();
+  launch_tiled(opt_in, flash_forward_simt<T>, p.Nq, 1, 0, p, s);
 }
 
 template <typename T>
@@ -372,37 +389,35 @@ template <typename T>
 void backward_typed(const FlashParams& p, cudaStream_t s) {
   static FlashSmemOptIn opt_dq, opt_dkdv;
   delta_typed<T>(p, s);
-  const int ld = padded_ld(p.D);
-  const int dq_bytes = static_cast<int>(sizeof(float)) * (2 * kTile * ld + 2 * kBlockRows * p.D);
-  opt_dq.ensure(reinterpret_cast<const void*>(flash_backward_dq_simt<T>),
-                static_cast<int>(sizeof(float)) * (2 * kTile * 129 + 2 * kBlockRows * 128));
-  flash_backward_dq_simt<T><<<rows_grid(p.Nq, p.B * p.H), kThreads, dq_bytes, s>>>(p);
-  BM_CUDA_CHECK_LAUNCH();
-  const int kv_bytes = static_cast<int>(sizeof(float)) * (2 * kTile * ld + 2 * kBlockRows * p.D + 2 * kTile);
-  opt_dkdv.ensure(reinterpret_cast<const void*>(flash_backward_dkdv_simt<T>),
-                  static_cast<int>(sizeof(float)) * (2 * kTile * 129 + 2 * kBlockRows * 128 + 2 * kTile));
-  flash_backward_dkdv_simt<T><<<rows_grid(p.Nk, p.B * p.H), kThreads, kv_bytes, s>>>(p);
-  BM_CUDA_CHECK_LAUNCH();
+  launch_tiled(opt_dq, flash_backward_dq_simt<T>, p.Nq, 2, 0, p, s);  // + dO rows
+  launch_tiled(opt_dkdv, flash_backward_dkdv_simt<T>, p.Nk, 2, 2 * kTile, p, s);  // + lse, delta
+}
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+// f(TypeTag<float | Half | BFloat16>) for the launchers' dtype code 0, 1, else.
+template <typename F>
+void with_dtype(int dtype, F&& f) {
+  if (dtype == 0) f(TypeTag<float>{});
+  else if (dtype == 1) f(TypeTag<Half>{});
+  else f(TypeTag<BFloat16>{});
 }
 
 }  // namespace
 
 void launch_forward_simt(const FlashParams& p, int dtype, cudaStream_t s) {
-  if (dtype == 0) forward_typed<float>(p, s);
-  else if (dtype == 1) forward_typed<Half>(p, s);
-  else forward_typed<BFloat16>(p, s);
+  with_dtype(dtype, [&](auto t) { forward_typed<typename decltype(t)::type>(p, s); });
 }
 
 void launch_delta(const FlashParams& p, int dtype, cudaStream_t s) {
-  if (dtype == 0) delta_typed<float>(p, s);
-  else if (dtype == 1) delta_typed<Half>(p, s);
-  else delta_typed<BFloat16>(p, s);
+  with_dtype(dtype, [&](auto t) { delta_typed<typename decltype(t)::type>(p, s); });
 }
 
 void launch_backward_simt(const FlashParams& p, int dtype, cudaStream_t s) {
-  if (dtype == 0) backward_typed<float>(p, s);
-  else if (dtype == 1) backward_typed<Half>(p, s);
-  else backward_typed<BFloat16>(p, s);
+  with_dtype(dtype, [&](auto t) { backward_typed<typename decltype(t)::type>(p, s); });
 }
 
 }  // namespace bigmodel::cuda::flash

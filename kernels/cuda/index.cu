@@ -46,18 +46,26 @@ void dispatch_bits(size_t bytes, F&& f) {
 
 __device__ __forceinline__ int64_t wrap_index(int64_t i, int64_t size) { return (size >= 0 && i < 0) ? i + size : i; }
 
+// Grid-stride over the n elements of an indexed copy: f(off, k) with off the element's
+// offsets in {the written tensor, the read tensor, index} and k its index value, wrapped.
+template <typename I, typename F>
+__device__ __forceinline__ void for_each_indexed(const I* __restrict__ index, const OffsetCalc<3>& calc, int64_t n,
+                                                 int64_t size, F&& f) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    int64_t off[3];
+    calc.offsets(i, off);
+    f(off, wrap_index(static_cast<int64_t>(index[off[2]]), size));
+  }
+}
+
 // ---- gather ----
 
 template <typename U, typename I>
 __global__ void gather_kernel(U* __restrict__ out, const U* __restrict__ src, const I* __restrict__ index,
                               OffsetCalc<3> calc, int64_t n, int64_t stride, int64_t size) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    int64_t off[3];
-    calc.offsets(i, off);
-    const int64_t k = wrap_index(static_cast<int64_t>(index[off[2]]), size);
-    out[off[0]] = src[off[1] + k * stride];
-  }
+  for_each_indexed(index, calc, n, size,
+                   [&](const int64_t* off, int64_t k) { out[off[0]] = src[off[1] + k * stride]; });
 }
 
 // Runs of `run_len` elements contiguous in out and src that share one index (embedding
@@ -112,13 +120,8 @@ void index_gather_cuda(const Tensor& out, const Tensor& src, const Tensor& index
 template <typename U, typename I>
 __global__ void scatter_assign_kernel(U* __restrict__ dst, const U* __restrict__ src, const I* __restrict__ index,
                                       OffsetCalc<3> calc, int64_t n, int64_t stride, int64_t size) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    int64_t off[3];
-    calc.offsets(i, off);
-    const int64_t k = wrap_index(static_cast<int64_t>(index[off[2]]), size);
-    dst[off[0] + k * stride] = src[off[1]];
-  }
+  for_each_indexed(index, calc, n, size,
+                   [&](const int64_t* off, int64_t k) { dst[off[0] + k * stride] = src[off[1]]; });
 }
 
 // 16-bit atomic add through a compare-and-swap on the aligned 32-bit word holding it (for
@@ -166,13 +169,9 @@ __global__ void scatter_add_kernel(typename ElemTraits<T>::storage* __restrict__
                                    const typename ElemTraits<T>::storage* __restrict__ src,
                                    const I* __restrict__ index, OffsetCalc<3> calc, int64_t n, int64_t stride,
                                    int64_t size) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    int64_t off[3];
-    calc.offsets(i, off);
-    const int64_t k = wrap_index(static_cast<int64_t>(index[off[2]]), size);
+  for_each_indexed(index, calc, n, size, [&](const int64_t* off, int64_t k) {
     atomic_accumulate<T>(dst + off[0] + k * stride, src[off[1]]);
-  }
+  });
 }
 
 void index_scatter_cuda(const Tensor& dst, const Tensor& src, const Tensor& index, int64_t stride, int64_t size,

@@ -6,6 +6,7 @@
 // per-channel finalize, then an elementwise pass. Half types compute in float.
 #include <algorithm>
 #include <initializer_list>
+#include <type_traits>
 
 #include "core/ops/norm.h"
 #include "kernels/cuda/cuda_check.h"
@@ -174,33 +175,6 @@ __global__ void col_finish_kernel(S* __restrict__ gw, S* __restrict__ gb,
   }
 }
 
-template <typename T, int V, bool BLOCK>
-void ln_forward_launch(const Tensor& out, const Tensor& in, const Tensor& weight,
-                       const Tensor& bias, const Tensor& mean, const Tensor& invstd, double eps,
-                       int64_t rows, int64_t cols, cudaStream_t stream) {
-  using C = Cm<T>;
-  const unsigned grid = capped_blocks(BLOCK ? rows : (rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  const int threads = BLOCK ? row_block_threads(cols / V) : 32 * kRowsPerBlock;
-  layer_norm_forward_kernel_cuda<T, V, BLOCK><<<grid, threads, 0, stream>>>(
-      static_cast<St<T>*>(out.data_ptr()), static_cast<const St<T>*>(in.data_ptr()),
-      cptr<C>(weight), cptr<C>(bias), mptr<C>(mean), mptr<C>(invstd), rows, cols, eps);
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-template <typename T, int V, bool BLOCK>
-void ln_backward_input_launch(const Tensor& grad_in, const Tensor& grad_out, const Tensor& in,
-                              const Tensor& weight, const Tensor& mean, const Tensor& invstd,
-                              int64_t rows, int64_t cols, cudaStream_t stream) {
-  using C = Cm<T>;
-  const unsigned grid = capped_blocks(BLOCK ? rows : (rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  const int threads = BLOCK ? row_block_threads(cols / V) : 32 * kRowsPerBlock;
-  layer_norm_backward_input_kernel<T, V, BLOCK><<<grid, threads, 0, stream>>>(
-      static_cast<St<T>*>(grad_in.data_ptr()), static_cast<const St<T>*>(grad_out.data_ptr()),
-      static_cast<const St<T>*>(in.data_ptr()), cptr<C>(weight), cptr<C>(mean), cptr<C>(invstd),
-      rows, cols);
-  BM_CUDA_CHECK_LAUNCH();
-}
-
 // V-element packs when every row starts 16-byte aligned in each of `ptrs`.
 template <typename T>
 bool rows_vectorizable(int64_t cols, std::initializer_list<const void*> ptrs) {
@@ -211,26 +185,52 @@ bool rows_vectorizable(int64_t cols, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
+// Picks the row kernels' variant (a warp per row up to 1024 columns, a block per row above;
+// 16-byte packs where `ptrs` allow) and calls launch(pack, block, grid, threads) with pack
+// and block as std::integral_constant template arguments for the kernel.
+template <typename T, typename Launch>
+void launch_rows(int64_t rows, int64_t cols, std::initializer_list<const void*> ptrs,
+                 Launch&& launch) {
+  auto with = [&](auto pack, auto block) {
+    constexpr int V = decltype(pack)::value;
+    constexpr bool BLOCK = decltype(block)::value;
+    const unsigned grid = capped_blocks(BLOCK ? rows : (rows + kRowsPerBlock - 1) / kRowsPerBlock);
+    const int threads = BLOCK ? row_block_threads(cols / V) : 32 * kRowsPerBlock;
+    launch(pack, block, grid, threads);
+  };
+  using Pack = std::integral_constant<int, 16 / sizeof(St<T>)>;
+  using One = std::integral_constant<int, 1>;
+  const bool vec = rows_vectorizable<T>(cols, ptrs);
+  if (cols <= 1024) {
+    if (vec)
+      with(Pack{}, std::false_type{});
+    else
+      with(One{}, std::false_type{});
+  } else {
+    if (vec)
+      with(Pack{}, std::true_type{});
+    else
+      with(One{}, std::true_type{});
+  }
+}
+
 template <typename T>
 void layer_norm_forward_typed(const Tensor& out, const Tensor& in, const Tensor& weight,
                               const Tensor& bias, const Tensor& mean, const Tensor& invstd,
                               double eps) {
-  constexpr int V = 16 / sizeof(St<T>);
+  using C = Cm<T>;
   const int64_t rows = mean.numel(), cols = in.numel() / rows;
   DeviceGuard guard(in.device().index);
   cudaStream_t stream = current_cuda_stream(in.device().index);
-  const bool vec = rows_vectorizable<T>(cols, {in.data_ptr(), out.data_ptr()});
-  if (cols <= 1024) {
-    if (vec)
-      ln_forward_launch<T, V, false>(out, in, weight, bias, mean, invstd, eps, rows, cols, stream);
-    else
-      ln_forward_launch<T, 1, false>(out, in, weight, bias, mean, invstd, eps, rows, cols, stream);
-  } else {
-    if (vec)
-      ln_forward_launch<T, V, true>(out, in, weight, bias, mean, invstd, eps, rows, cols, stream);
-    else
-      ln_forward_launch<T, 1, true>(out, in, weight, bias, mean, invstd, eps, rows, cols, stream);
-  }
+  launch_rows<T>(rows, cols, {in.data_ptr(), out.data_ptr()},
+                 [&](auto pack, auto block, unsigned grid, int threads) {
+                   layer_norm_forward_kernel_cuda<T, decltype(pack)::value, decltype(block)::value>
+                       <<<grid, threads, 0, stream>>>(static_cast<St<T>*>(out.data_ptr()),
+                                                      static_cast<const St<T>*>(in.data_ptr()),
+                                                      cptr<C>(weight), cptr<C>(bias), mptr<C>(mean),
+                                                      mptr<C>(invstd), rows, cols, eps);
+                   BM_CUDA_CHECK_LAUNCH();
+                 });
 }
 
 template <typename T>
@@ -238,29 +238,22 @@ void layer_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
                                const Tensor& grad_bias, const Tensor& grad_out, const Tensor& in,
                                const Tensor& weight, const Tensor& mean, const Tensor& invstd) {
   using C = Cm<T>;
-  constexpr int V = 16 / sizeof(St<T>);
   const int64_t rows = mean.numel(), cols = in.numel() / rows;
   const int dev = in.device().index;
   DeviceGuard guard(dev);
   cudaStream_t stream = current_cuda_stream(dev);
   if (grad_in.defined()) {
-    const bool vec =
-        rows_vectorizable<T>(cols, {in.data_ptr(), grad_out.data_ptr(), grad_in.data_ptr()});
-    if (cols <= 1024) {
-      if (vec)
-        ln_backward_input_launch<T, V, false>(grad_in, grad_out, in, weight, mean, invstd, rows,
-                                              cols, stream);
-      else
-        ln_backward_input_launch<T, 1, false>(grad_in, grad_out, in, weight, mean, invstd, rows,
-                                              cols, stream);
-    } else {
-      if (vec)
-        ln_backward_input_launch<T, V, true>(grad_in, grad_out, in, weight, mean, invstd, rows,
-                                             cols, stream);
-      else
-        ln_backward_input_launch<T, 1, true>(grad_in, grad_out, in, weight, mean, invstd, rows,
-                                             cols, stream);
-    }
+    launch_rows<T>(
+        rows, cols, {in.data_ptr(), grad_out.data_ptr(), grad_in.data_ptr()},
+        [&](auto pack, auto block, unsigned grid, int threads) {
+          layer_norm_backward_input_kernel<T, decltype(pack)::value, decltype(block)::value>
+              <<<grid, threads, 0, stream>>>(static_cast<St<T>*>(grad_in.data_ptr()),
+                                             static_cast<const St<T>*>(grad_out.data_ptr()),
+                                             static_cast<const St<T>*>(in.data_ptr()),
+                                             cptr<C>(weight), cptr<C>(mean), cptr<C>(invstd), rows,
+                                             cols);
+          BM_CUDA_CHECK_LAUNCH();
+        });
   }
   if (!grad_weight.defined() && !grad_bias.defined()) return;
   // About two blocks per multiprocessor over (column tiles x row chunks), each chunk at
@@ -425,32 +418,45 @@ int64_t bn_splits(int64_t C, int64_t count, int dev) {
   return std::max<int64_t>(1, std::min<int64_t>({want, most, 65535}));
 }
 
+// Batch norm's view of `in` [N, Ch, *] (S values per channel and image), with in's device
+// made current for the scope, and that device's stream.
+struct BnSetup {
+  explicit BnSetup(const Tensor& in)
+      : N(in.size(0)),
+        Ch(in.size(1)),
+        S(in.numel() / (N * Ch)),
+        dev(in.device().index),
+        guard(dev),
+        stream(current_cuda_stream(dev)) {}
+  int64_t N, Ch, S;
+  int dev;
+  DeviceGuard guard;
+  cudaStream_t stream;
+};
+
 template <typename T>
 void batch_norm_forward_typed(const Tensor& out, const Tensor& in, const Tensor& weight,
                               const Tensor& bias, const Tensor& mean, const Tensor& invstd,
                               const Tensor& var_out, bool training, double eps) {
   using C = Cm<T>;
-  const int64_t N = in.size(0), Ch = in.size(1), S = in.numel() / (N * Ch);
-  const int dev = in.device().index;
-  DeviceGuard guard(dev);
-  cudaStream_t stream = current_cuda_stream(dev);
+  const BnSetup bn(in);
   const auto* x = static_cast<const St<T>*>(in.data_ptr());
   if (training) {
-    const int64_t count = N * S, splits = bn_splits(Ch, count, dev);
-    Tensor part = Tensor::empty({Ch, splits, 3}, DType::Float64, in.device());
+    const int64_t count = bn.N * bn.S, splits = bn_splits(bn.Ch, count, bn.dev);
+    Tensor part = Tensor::empty({bn.Ch, splits, 3}, DType::Float64, in.device());
     batch_norm_stats_kernel<T>
-        <<<dim3(static_cast<unsigned>(Ch), static_cast<unsigned>(splits)), kBnThreads, 0, stream>>>(
-            static_cast<double*>(part.data_ptr()), x, Ch, S, count);
+        <<<dim3(static_cast<unsigned>(bn.Ch), static_cast<unsigned>(splits)), kBnThreads, 0,
+           bn.stream>>>(static_cast<double*>(part.data_ptr()), x, bn.Ch, bn.S, count);
     BM_CUDA_CHECK_LAUNCH();
-    batch_norm_stats_finish_kernel<C><<<capped_blocks((Ch + 127) / 128), 128, 0, stream>>>(
+    batch_norm_stats_finish_kernel<C><<<capped_blocks((bn.Ch + 127) / 128), 128, 0, bn.stream>>>(
         mptr<C>(mean), mptr<C>(invstd), mptr<C>(var_out),
-        static_cast<const double*>(part.data_ptr()), Ch, splits, eps);
+        static_cast<const double*>(part.data_ptr()), bn.Ch, splits, eps);
     BM_CUDA_CHECK_LAUNCH();
   }
   const int64_t numel = in.numel();
-  batch_norm_apply_kernel<T><<<grid_blocks(numel, 256), 256, 0, stream>>>(
+  batch_norm_apply_kernel<T><<<grid_blocks(numel, 256), 256, 0, bn.stream>>>(
       static_cast<St<T>*>(out.data_ptr()), x, cptr<C>(weight), cptr<C>(bias), cptr<C>(mean),
-      cptr<C>(invstd), Ch, S, numel);
+      cptr<C>(invstd), bn.Ch, bn.S, numel);
   BM_CUDA_CHECK_LAUNCH();
 }
 
@@ -460,36 +466,35 @@ void batch_norm_backward_typed(const Tensor& grad_in, const Tensor& grad_weight,
                                const Tensor& weight, const Tensor& mean, const Tensor& invstd,
                                bool training) {
   using C = Cm<T>;
-  const int64_t N = in.size(0), Ch = in.size(1), S = in.numel() / (N * Ch);
-  const int dev = in.device().index;
-  DeviceGuard guard(dev);
-  cudaStream_t stream = current_cuda_stream(dev);
+  const BnSetup bn(in);
   const auto* x = static_cast<const St<T>*>(in.data_ptr());
   const auto* g = static_cast<const St<T>*>(grad_out.data_ptr());
-  const int64_t count = N * S, numel = in.numel();
+  const int64_t count = bn.N * bn.S, numel = in.numel();
   // The sums are needed for grad_weight/grad_bias, and for grad_in when training; eval's
   // grad_in = g * w * invstd needs only the finish kernel's scale.
   const bool need_sums =
       grad_weight.defined() || grad_bias.defined() || (grad_in.defined() && training);
-  const int64_t splits = need_sums ? bn_splits(Ch, count, dev) : 1;
-  Tensor part = Tensor::empty({Ch, splits, 2}, DType::Float64, in.device());
+  const int64_t splits = need_sums ? bn_splits(bn.Ch, count, bn.dev) : 1;
+  Tensor part = Tensor::empty({bn.Ch, splits, 2}, DType::Float64, in.device());
   if (need_sums) {
     batch_norm_grad_sums_kernel<T>
-        <<<dim3(static_cast<unsigned>(Ch), static_cast<unsigned>(splits)), kBnThreads, 0, stream>>>(
-            static_cast<double*>(part.data_ptr()), g, x, cptr<C>(mean), Ch, S, count);
+        <<<dim3(static_cast<unsigned>(bn.Ch), static_cast<unsigned>(splits)), kBnThreads, 0,
+           bn.stream>>>(static_cast<double*>(part.data_ptr()), g, x, cptr<C>(mean), bn.Ch, bn.S,
+                        count);
     BM_CUDA_CHECK_LAUNCH();
   } else {
-    BM_CUDA_CHECK(cudaMemsetAsync(part.data_ptr(), 0, part.nbytes(), stream));
+    BM_CUDA_CHECK(cudaMemsetAsync(part.data_ptr(), 0, part.nbytes(), bn.stream));
   }
-  Tensor coef = grad_in.defined() ? Tensor::empty({3, Ch}, mean.dtype(), in.device()) : Tensor();
-  batch_norm_grad_finish_kernel<C><<<capped_blocks((Ch + 127) / 128), 128, 0, stream>>>(
+  Tensor coef = grad_in.defined() ? Tensor::empty({3, bn.Ch}, mean.dtype(), in.device()) : Tensor();
+  batch_norm_grad_finish_kernel<C><<<capped_blocks((bn.Ch + 127) / 128), 128, 0, bn.stream>>>(
       mptr<C>(grad_weight), mptr<C>(grad_bias), mptr<C>(coef),
-      static_cast<const double*>(part.data_ptr()), cptr<C>(weight), cptr<C>(invstd), Ch, splits,
+      static_cast<const double*>(part.data_ptr()), cptr<C>(weight), cptr<C>(invstd), bn.Ch, splits,
       static_cast<double>(count), training);
   BM_CUDA_CHECK_LAUNCH();
   if (grad_in.defined()) {
-    batch_norm_grad_input_kernel<T><<<grid_blocks(numel, 256), 256, 0, stream>>>(
-        static_cast<St<T>*>(grad_in.data_ptr()), g, x, cptr<C>(mean), cptr<C>(coef), Ch, S, numel);
+    batch_norm_grad_input_kernel<T><<<grid_blocks(numel, 256), 256, 0, bn.stream>>>(
+        static_cast<St<T>*>(grad_in.data_ptr()), g, x, cptr<C>(mean), cptr<C>(coef), bn.Ch, bn.S,
+        numel);
     BM_CUDA_CHECK_LAUNCH();
   }
 }

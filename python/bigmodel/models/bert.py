@@ -27,24 +27,16 @@ class BertConfig:
                  intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
                  attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
                  initializer_range=0.02, layer_norm_eps=1e-12, pad_token_id=0, **extra):
+        # Every named argument becomes an attribute of that name, in signature order (taken
+        # before any other local exists).
+        fields = {k: v for k, v in locals().items() if k not in ("self", "extra")}
         if hidden_size % num_attention_heads != 0:
             raise ValueError(f"[BertConfig] hidden_size {hidden_size} is not a multiple of num_attention_heads "
                              f"{num_attention_heads}")
         if hidden_act not in _ACTIVATIONS:
             raise ValueError(f"[BertConfig] hidden_act {hidden_act!r} is not one of {sorted(_ACTIVATIONS)}")
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.max_position_embeddings = max_position_embeddings
-        self.type_vocab_size = type_vocab_size
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.pad_token_id = pad_token_id
+        for k, v in fields.items():
+            setattr(self, k, v)
         pe = extra.get("position_embedding_type", "absolute")
         if pe != "absolute":
             raise ValueError(f"[BertConfig] only absolute position embeddings are supported, got {pe!r}")

@@ -19,6 +19,18 @@ class StateDictError(RuntimeError, ValueError):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+def zero_grads(params, set_to_none=True):
+    """Clears .grad of every tensor in params that has one: to None, or to zeros in place
+    (Module.zero_grad; the optimizers' zero_grad does the same over its groups)."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            p.grad.zero_()
+
+
 def _shape(t):
     return tuple(t.shape)
 
@@ -271,14 +283,7 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         """Clears .grad of every parameter: to None (default) or to zeros in place."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                g = p.grad
-                g.zero_()
+        zero_grads(self.parameters(), set_to_none)
 
     # ---------------------------------------------------------------- conversion
     def _apply(self, fn):
@@ -468,12 +473,15 @@ def _backward_hook_functions():
     if _hook_functions is None:
         from ..utils.function import Function
 
-        class _ModuleOutputs(Function):
+        class _Identity(Function):
+            # Both directions pass copies of the tensors through; the subclasses' backward
+            # differs. state: the hook bookkeeping shared by the pair.
             @staticmethod
             def forward(ctx, state, *tensors):
                 ctx.state = state
                 return tuple(t.clone() for t in tensors)
 
+        class _ModuleOutputs(_Identity):
             @staticmethod
             def backward(ctx, *grads):
                 state = ctx.state
@@ -482,12 +490,7 @@ def _backward_hook_functions():
                     _run_backward_hooks(state, tuple(None for _ in range(state["n_inputs"])))
                 return (None,) + tuple(grads)
 
-        class _ModuleInputs(Function):
-            @staticmethod
-            def forward(ctx, state, *tensors):
-                ctx.state = state
-                return tuple(t.clone() for t in tensors)
-
+        class _ModuleInputs(_Identity):
             @staticmethod
             def backward(ctx, *grads):
                 state = ctx.state
