@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from .. import _C
 from .._autograd import enable_grad, no_grad
+from ..nn.module import zero_grads
 
 
 class _Required:
@@ -74,14 +75,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    g = p.grad
-                    g.zero_()
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """Updates every parameter that has a gradient; with a closure, first re-evaluates the
