@@ -104,6 +104,21 @@ void Tensor::set_grad(const Tensor& g) {
   impl_->meta().grad = g.defined() ? g.impl_ptr() : nullptr;
 }
 
+void Tensor::set_data(const Tensor& src) {
+  BM_CHECK_VALUE(defined() && src.defined(), "set_data", "both tensors must be defined");
+  Tensor g = grad();
+  const bool keep_grad =
+      g.defined() && g.sizes() == src.sizes() && g.dtype() == src.dtype() && g.device() == src.device();
+  TensorImpl* impl = impl_.get();
+  impl->storage = src.storage();
+  impl->sizes = src.sizes();
+  impl->strides = src.strides();
+  impl->offset = src.offset();
+  impl->dtype = src.dtype();
+  impl->base = nullptr;
+  if (!keep_grad && g.defined()) set_grad(Tensor());
+}
+
 void Tensor::retain_grad() {
   BM_CHECK_RUNTIME(requires_grad(), "retain_grad", "can't retain_grad on a tensor that has requires_grad=False");
   if (is_leaf() || impl_->autograd->retains_grad) return;

@@ -97,6 +97,10 @@ class Tensor {
   uint32_t output_nr() const { return impl_->autograd ? impl_->autograd->output_nr : 0; }
   Tensor grad() const;
   void set_grad(const Tensor& g);
+  // Makes this tensor alias src's memory, shape, strides and dtype while it keeps its identity
+  // and autograd flags (Module::to, and Python's t.data = src); a grad that no longer matches
+  // (shape, dtype or device) is dropped.
+  void set_data(const Tensor& src);
   void retain_grad();
   bool retains_grad() const { return impl_->autograd && impl_->autograd->retains_grad; }
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;

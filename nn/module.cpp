@@ -2,6 +2,7 @@
 #include "nn/module.h"
 
 #include <map>
+#include <optional>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -126,6 +127,42 @@ std::vector<std::shared_ptr<Module>> Module::children() const {
 void Module::train(bool on) {
   training_ = on;
   for (auto& kv : children_) kv.second->train(on);
+}
+
+namespace {
+// Converts each tensor of `dict` in place (Tensor::set_data); dtype applies to floating ones.
+void convert_in_place(const StateDict& dict, const Device& device, std::optional<DType> dtype) {
+  NoGradGuard no_grad;
+  for (const auto& kv : dict) {
+    Tensor t = kv.second;
+    const DType want = dtype && is_floating(t.dtype()) ? *dtype : t.dtype();
+    if (t.device() == device && t.dtype() == want) continue;
+    t.set_data(bigmodel::to(t.detach(), device, want));
+  }
+}
+}  // namespace
+
+Module& Module::to(const Device& device, DType dtype) {
+  BM_CHECK_DTYPE(is_floating(dtype), "Module.to", "expected a floating dtype, got ", dtype_name(dtype),
+                 " (parameters are floating)");
+  convert_in_place(named_parameters(), device, dtype);
+  convert_in_place(named_buffers(), device, dtype);
+  return *this;
+}
+
+Module& Module::to(const Device& device) {
+  convert_in_place(named_parameters(), device, std::nullopt);
+  convert_in_place(named_buffers(), device, std::nullopt);
+  return *this;
+}
+
+Module& Module::to(DType dtype) {
+  // Each tensor stays on its own device.
+  BM_CHECK_DTYPE(is_floating(dtype), "Module.to", "expected a floating dtype, got ", dtype_name(dtype),
+                 " (parameters are floating)");
+  for (const StateDict& dict : {named_parameters(), named_buffers()})
+    for (const auto& kv : dict) convert_in_place({kv}, kv.second.device(), dtype);
+  return *this;
 }
 
 void Module::zero_grad(bool set_to_none) {

@@ -75,6 +75,13 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
+  // Moves every parameter and buffer to `device` and, when given, converts the floating ones to
+  // `dtype` (like PyTorch's module->to()). In place: handles held elsewhere (an optimizer's
+  // parameter list, a layer's own members) stay valid; gradients that no longer fit are dropped.
+  Module& to(const Device& device);
+  Module& to(DType dtype);
+  Module& to(const Device& device, DType dtype);
+
   // Clears every parameter's gradient: drops it (default) or zeroes it in place.
   void zero_grad(bool set_to_none = true);
 

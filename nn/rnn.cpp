@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "core/autograd.h"
+#include "core/backends.h"
 #include "core/error.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
@@ -123,9 +124,62 @@ RNNOutput RNNBase::forward_with_state(const Tensor& input, const Tensor& h0_in, 
                      "] (the padded sequence length), got ", lengths[b]);
       for (int64_t t = 0; t < T; ++t) m[t * B + b] = t < lengths[b] ? 1.0 : 0.0;
     }
-    mask = to(from_vector(m, {T, B, 1}), x.device(), x.dtype());
+    mask = bigmodel::to(from_vector(m, {T, B, 1}), x.device(), x.dtype());
   }
 
+  RNNOutput result;
+  if (x.device().is_cuda() && uses_vendor_backend("rnn")) {
+    result = forward_cudnn(x, h0, c0, lengths);
+  } else {
+    result = forward_ours(x, h0, c0, mask);
+  }
+  if (unbatched) {
+    result.output = squeeze(result.output, 1);
+    result.h_n = squeeze(result.h_n, 1);
+    if (is_lstm) result.c_n = squeeze(result.c_n, 1);
+  } else if (batch_first) {
+    result.output = transpose(result.output, 0, 1);
+  }
+  return result;
+}
+
+Tensor RNNBase::drop_between_layers(const Tensor& x) const {
+  return dropout >= 1.0 ? mul(x, Scalar(0.0)) : mul(x, dropout_mask(x.sizes(), dropout, x.dtype(), x.device()));
+}
+
+RNNOutput RNNBase::forward_cudnn(const Tensor& x_in, const Tensor& h0, const Tensor& c0,
+                                 const std::vector<int64_t>& lengths) {
+  const bool is_lstm = mode == RNNMode::LSTM;
+  const RnnCell cell = is_lstm                      ? RnnCell::Lstm
+                       : mode == RNNMode::GRU       ? RnnCell::Gru
+                       : mode == RNNMode::RNN_TANH  ? RnnCell::Tanh
+                                                    : RnnCell::Relu;
+  const Tensor c0_or_none = is_lstm ? c0 : Tensor();
+  if (!(dropout > 0 && is_training() && num_layers > 1)) {
+    std::vector<Tensor> r = cudnn_rnn(x_in, h0, c0_or_none, flat_weights_, cell, num_layers, bidirectional, bias,
+                                      lengths);
+    return {r[0], r[1], is_lstm ? r[2] : Tensor()};
+  }
+  const int64_t D = bidirectional ? 2 : 1, per = bias ? 4 : 2;
+  Tensor x = x_in;
+  std::vector<Tensor> h_n, c_n;
+  for (int64_t layer = 0; layer < num_layers; ++layer) {
+    auto first = flat_weights_.begin() + layer * D * per;
+    std::vector<Tensor> w(first, first + D * per);
+    std::vector<Tensor> r = cudnn_rnn(x, narrow(h0, 0, layer * D, D),
+                                      is_lstm ? narrow(c0, 0, layer * D, D) : Tensor(), w, cell, 1, bidirectional,
+                                      bias, lengths);
+    x = layer < num_layers - 1 ? drop_between_layers(r[0]) : r[0];
+    h_n.push_back(r[1]);
+    if (is_lstm) c_n.push_back(r[2]);
+  }
+  return {x, cat(h_n, 0), is_lstm ? cat(c_n, 0) : Tensor()};
+}
+
+RNNOutput RNNBase::forward_ours(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& mask) {
+  const bool is_lstm = mode == RNNMode::LSTM;
+  Tensor x = x_in;
+  const int64_t T = x.size(0), B = x.size(1), D = bidirectional ? 2 : 1;
   std::vector<Tensor> h_n, c_n;
   for (int64_t layer = 0; layer < num_layers; ++layer) {
     std::vector<Tensor> outs;
@@ -177,19 +231,9 @@ RNNOutput RNNBase::forward_with_state(const Tensor& input, const Tensor& h0_in, 
       if (is_lstm) c_n.push_back(c);
     }
     x = D == 1 ? outs[0] : cat(outs, 2);
-    if (dropout > 0 && is_training() && layer < num_layers - 1)
-      x = dropout >= 1.0 ? mul(x, Scalar(0.0)) : mul(x, dropout_mask(x.sizes(), dropout, x.dtype(), x.device()));
+    if (dropout > 0 && is_training() && layer < num_layers - 1) x = drop_between_layers(x);
   }
-
-  RNNOutput result{x, stack(h_n, 0), is_lstm ? stack(c_n, 0) : Tensor()};
-  if (unbatched) {
-    result.output = squeeze(result.output, 1);
-    result.h_n = squeeze(result.h_n, 1);
-    if (is_lstm) result.c_n = squeeze(result.c_n, 1);
-  } else if (batch_first) {
-    result.output = transpose(result.output, 0, 1);
-  }
-  return result;
+  return {x, stack(h_n, 0), is_lstm ? stack(c_n, 0) : Tensor()};
 }
 
 // ---- RNN, LSTM, GRU ---------------------------------------------------------------------------

@@ -46,6 +46,14 @@ class RNNBase : public Module {
   bool bidirectional;
 
  private:
+  // The stack through cuDNN (bm::set_backend("rnn", "cudnn") and CUDA tensors): one call, or
+  // one per layer when dropout between layers is on (our masks). x time-major [T, B, I].
+  RNNOutput forward_cudnn(const Tensor& x, const Tensor& h0, const Tensor& c0, const std::vector<int64_t>& lengths);
+  // Between layers in training: drop with probability `dropout`.
+  Tensor drop_between_layers(const Tensor& x) const;
+  // Our layer loop (lstm_layer for an LSTM without lengths); mask [T, B, 1] or undefined.
+  RNNOutput forward_ours(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& mask);
+
   std::string name_;
   std::vector<Tensor> flat_weights_;  // registration order, as Python's _flat_weights_names
 };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/backends.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
@@ -19,6 +20,7 @@
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
 #include "core/random.h"
+#include "nn/rnn.h"
 #include "tests/cpp/cuda_test_skip.h"
 
 using namespace bigmodel;
@@ -243,4 +245,36 @@ TEST(CudaRnnCudnn, BidirectionalGruWithLengthsMatchesCpuStepLoop) {
   EXPECT_LE(rel_error(ghx.grad(), ch.grad()), tol) << "grad h0";
   for (size_t k = 0; k < w.size(); ++k)
     EXPECT_LE(rel_error(gw[k].grad(), cw[k].grad()), tol) << "weight " << k;
+}
+
+// The C++ nn::LSTM (moved with Module::to) takes the cuDNN path when the backend says so, with
+// the same outputs and gradients as our kernels: a 2-layer bidirectional batch-first stack.
+TEST(CudaRnnCudnn, NnLstmModuleFollowsTheBackend) {
+  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
+  struct Restore {
+    std::string was = backend("rnn");
+    ~Restore() { set_backend("rnn", was); }
+  } restore;
+  manual_seed(5);
+  nn::LSTM lstm(5, 6, 2, true, /*batch_first=*/true, 0.0, /*bidirectional=*/true);
+  lstm.to(kGpu);
+  const Tensor x = randn({3, 7, 5}, DType::Float32, kGpu), gy = randn({3, 7, 12}, DType::Float32, kGpu);
+  std::vector<Tensor> outs, grads;
+  for (const char* which : {"ours", "cudnn"}) {
+    set_backend("rnn", which);
+    lstm.zero_grad();
+    const Tensor xi = x.detach().requires_grad_(true);
+    nn::RNNOutput r = lstm.forward_with_state(xi);
+    ASSERT_TRUE(r.output.device().is_cuda()) << which;
+    add(add(sum(mul(r.output, gy)), sum(r.h_n)), sum(r.c_n)).backward();
+    outs.push_back(r.output);
+    outs.push_back(r.h_n);
+    outs.push_back(r.c_n);
+    grads.push_back(xi.grad());
+    for (const Tensor& p : lstm.parameters()) grads.push_back(clone(p.grad()));
+  }
+  const size_t no = outs.size() / 2, ng = grads.size() / 2;
+  for (size_t i = 0; i < no; ++i) EXPECT_LE(rel_error(outs[no + i], outs[i]), 1e-4) << "output " << i;
+  for (size_t i = 0; i < ng; ++i) EXPECT_LE(rel_error(grads[ng + i], grads[i]), 1e-4) << "gradient " << i;
 }

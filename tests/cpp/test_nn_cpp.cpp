@@ -109,6 +109,43 @@ TEST(NnModule, RegistrationAndDottedNames) {
   EXPECT_EQ(m.named_buffers().size(), 1u);
 }
 
+// Module::to converts in place: the layer's members and an optimizer's list keep seeing the
+// converted tensors; integer buffers keep their dtype; a stale grad is dropped.
+TEST(NnModule, ToConvertsParametersAndBuffersInPlace) {
+  manual_seed(0);
+  nn::Sequential seq;
+  auto fc = std::make_shared<nn::Linear>(3, 2);
+  auto bn = std::make_shared<nn::BatchNorm2d>(2);
+  seq.push_back(fc);
+  seq.push_back(bn);
+  const std::vector<Tensor> held = seq.parameters();  // as an optimizer holds them
+  const Tensor w_before = contiguous(to(fc->weight.detach(), DType::Float64));
+  fc->weight.set_grad(ones({2, 3}));
+  seq.to(DType::Float64);
+  EXPECT_EQ(fc->weight.dtype(), DType::Float64);
+  EXPECT_EQ(held[0].dtype(), DType::Float64);  // same handle
+  EXPECT_TRUE(held[0].requires_grad() && held[0].is_leaf());
+  EXPECT_FALSE(held[0].grad().defined());  // a float32 grad no longer fits
+  EXPECT_EQ(bn->running_mean.dtype(), DType::Float64);
+  EXPECT_EQ(bn->num_batches_tracked.dtype(), DType::Int64);
+  const Tensor w = contiguous(fc->weight.detach());
+  for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(w.data<double>()[i], w_before.data<double>()[i]);
+  // Forward and backward work on the converted module.
+  Tensor y = (*fc)(ones({4, 3}, DType::Float64));
+  sum(y).backward();
+  ASSERT_TRUE(held[0].grad().defined());
+  EXPECT_EQ(held[0].grad().dtype(), DType::Float64);
+  seq.to(Device(), DType::Float32);  // the device overload (CPU to CPU)
+  EXPECT_EQ(fc->weight.dtype(), DType::Float32);
+  try {
+    seq.to(DType::Int32);
+    ADD_FAILURE() << "Module.to(Int32) did not raise";
+  } catch (const DTypeError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("[Module.to]", 0), 0u) << e.what();
+  }
+  EXPECT_EQ(fc->weight.dtype(), DType::Float32);  // nothing converted by the failed call
+}
+
 TEST(NnModule, SharedParameterAppearsOnceAndModesPropagate) {
   auto a = std::make_shared<nn::Linear>(3, 3);
   nn::Sequential seq{a, std::make_shared<nn::Dropout>(0.5), a};
