@@ -11,6 +11,7 @@
 #include "core/ops/attention.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/linalg.h"
 #include "core/ops/reduce.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
@@ -168,9 +169,10 @@ BertIntermediate::BertIntermediate(const BertConfig& c) : act(c.hidden_act) {
 }
 
 Tensor BertIntermediate::forward(const Tensor& x) {
-  const Tensor h = (*dense)(x);
-  if (act == "relu") return relu(h);
-  return gelu(h, act == "gelu" ? "none" : "tanh");  // "gelu" is the exact (erf) GELU BERT was trained with
+  // One GEMM with the activation in its epilogue. "gelu" is the exact (erf) GELU BERT was
+  // trained with; gelu_new / gelu_pytorch_tanh are the tanh form.
+  const char* fused = act == "relu" ? "relu" : act == "gelu" ? "gelu" : "gelu_tanh";
+  return linear_act(x, dense->weight, dense->bias, fused);
 }
 
 BertLayer::BertLayer(const BertConfig& c) {
