@@ -17,6 +17,7 @@ from bigmodel.nn import init
 from bigmodel.nn.module import StateDictError
 from bigmodel.nn.parameter import Parameter
 from bigmodel.nn._util import empty_param_data
+from bigmodel.nn.linear import _linear_act_module
 
 
 class BertConfig:
@@ -67,12 +68,9 @@ class BertConfig:
         return f"BertConfig({json.dumps(self.to_dict(), sort_keys=True)})"
 
 
-_ACTIVATIONS = {
-    "gelu": lambda x: F.gelu(x),  # the exact (erf) GELU, as BERT was trained
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": lambda x: F.relu(x),
-}
+# hidden_act -> the fused linear+activation's name ("gelu" is the exact (erf) GELU BERT was
+# trained with; the other two are the tanh form).
+_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 
 
 class _Embedding(nn.Module):
@@ -181,7 +179,7 @@ class BertIntermediate(nn.Module):
         self.act = _ACTIVATIONS[config.hidden_act]
 
     def forward(self, x):
-        return self.act(self.dense(x))
+        return _linear_act_module(self.dense, x, self.act)  # one GEMM with the activation fused
 
 
 class BertLayer(nn.Module):
