@@ -3,55 +3,42 @@ flash_attention*) against PyTorch's F.scaled_dot_product_attention on the same G
 batch*heads = 128 (B=16, H=8), N = 512..8192, head dims 64 and 128, causal and not, forward and
 forward+backward. CUDA events after warm-up, median of repeats (repeats sized to ~0.25 s a case).
 FLOPs: forward 4*B*H*N*N*d (two matmuls), forward+backward 3.5x that (backward = five
-matmuls), halved when causal. One summary line per case with the ratio ours/torch.
-Usage: python bench/bench_attention_cuda.py [--n 512,1024,...] [--d 64,128] [--fwd-only]"""
+matmuls), halved when causal. One summary line per case with the ratio ours/torch, and with
+the cuDNN baseline (bm.backends.attention = "cudnn", cuDNN's fused SDPA) in the same run, ours/cudnn.
+Usage: python bench/bench_attention_cuda.py [--n 512,1024,...] [--d 64,128] [--fwd-only] [--no-cudnn]"""
 import argparse
-import statistics
 import sys
-import time
 
 import bigmodel as bm
+from _cuda_timing import median_ms
 
 
-def timed(fn, budget_s=0.25, max_reps=50):
-    fn()  # warm-up: first-call set-up (smem opt-in, allocator) stays out of the numbers
-    fn()
-    start, end = bm.cuda.Event(enable_timing=True), bm.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    once_ms = start.elapsed_time(end)
-    reps = max(3, min(max_reps, int(budget_s * 1e3 / max(once_ms, 1e-3))))
-    times = []
-    for _ in range(reps):
-        start, end = bm.cuda.Event(enable_timing=True), bm.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+def timed(fn, event_cls):
+    # Two warm-ups keep first-call set-up (smem opt-in, allocator) out of the numbers; repeats
+    # sized to ~0.25 s a case, 3..50.
+    return median_ms(fn, event_cls, reps=50, warmup=2, budget_s=0.25)
 
 
-def torch_timed(torch, fn, budget_s=0.25, max_reps=50):
-    fn()
-    fn()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    fn()
-    torch.cuda.synchronize()
-    once_ms = (time.perf_counter() - t0) * 1e3
-    reps = max(3, min(max_reps, int(budget_s * 1e3 / max(once_ms, 1e-3))))
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
+def with_backend(name, fn):
+    """fn run with bm.backends.attention = name (the choice is read at each call)."""
+    def run():
+        before = bm.backends.attention
+        bm.backends.attention = name
+        try:
+            return fn()
+        finally:
+            bm.backends.attention = before
+    return run
+
+
+def cudnn_missing():
+    """None when the cuDNN attention baseline runs in this build, else the reason."""
+    q = bm.randn(1, 1, 64, 64).to(bm.bfloat16).cuda()
+    try:
+        with_backend("cudnn", lambda: bm.nn.functional.scaled_dot_product_attention(q, q, q))()
+        return None
+    except RuntimeError as e:  # NotImplementedError (built without it) or a cuDNN failure
+        return str(e)
 
 
 def main():
@@ -61,6 +48,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--fwd-only", action="store_true")
+    ap.add_argument("--no-cudnn", action="store_true", help="skip the cuDNN baseline columns")
     args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
@@ -76,6 +64,10 @@ def main():
     F = bm.nn.functional
     B, H = args.batch, args.heads
     rows = []
+    cudnn_why = "skipped (--no-cudnn)" if args.no_cudnn else cudnn_missing()
+    if cudnn_why:
+        print(f"note: no cuDNN attention columns: {cudnn_why}")
+    cudnn_tflops = {}  # (mode, d, n, causal) -> cuDNN TFLOP/s
     for d in (int(x) for x in args.d.split(",")):
         for n in (int(x) for x in args.n.split(",")):
             shape = (B, H, n, d)
@@ -107,13 +99,22 @@ def main():
                         if not have_torch:
                             theirs = None
                         fl = 3.5 * flops
-                    ms = timed(ours)
-                    tms = torch_timed(torch, theirs) if theirs else float("nan")
+                    ms = timed(ours, bm.cuda.Event)
+                    tms = timed(theirs, torch.cuda.Event) if theirs else float("nan")
+                    cms = float("nan")
+                    if not cudnn_why:
+                        try:
+                            cms = timed(with_backend("cudnn", ours), bm.cuda.Event)
+                        except RuntimeError as e:  # a case cuDNN rejects: say so, keep going
+                            print(f"note: cuDNN {mode} N={n} d={d} causal={int(causal)}: {e}")
+                    cudnn_tflops[(mode, d, n, causal)] = fl / cms / 1e9
                     rows.append((mode, d, n, causal, ms, fl / ms / 1e9, tms, fl / tms / 1e9 if theirs else float("nan")))
                     r = rows[-1]
                     print(f"attention bf16 {mode:7s} B={B} H={H} N={n:5d} d={d:3d} causal={int(causal)}: "
                           f"ours {r[4]:9.3f} ms {r[5]:7.1f} TFLOP/s | torch {r[6]:9.3f} ms {r[7]:7.1f} TFLOP/s | "
-                          f"ratio ours/torch {r[5] / r[7] if theirs else float('nan'):.2f}", flush=True)
+                          f"ratio ours/torch {r[5] / r[7] if theirs else float('nan'):.2f} | "
+                          f"cudnn {cms:9.3f} ms {fl / cms / 1e9:7.1f} TFLOP/s | ratio ours/cudnn "
+                          f"{cms / r[4]:.2f}", flush=True)
     # Compact summary last (device_check.sh shows the tail): one line per mode, d and causality,
     # "N: ours TFLOP/s (ratio to torch)" across the lengths.
     print("\nsummary: ours TFLOP/s (ours/torch) per N, bf16, B*H = %d" % (B * H))
@@ -124,6 +125,15 @@ def main():
                          if m == mode and dd == d and c == causal]
                 if cells:
                     print(f"{mode:7s} d={d:3d} causal={int(causal)}  " + "  ".join(cells))
+    if not cudnn_why:
+        print("\nsummary: ours TFLOP/s (ours/cudnn) per N, bf16, B*H = %d" % (B * H))
+        for mode in ("fwd", "fwd+bwd"):
+            for d in sorted({r[1] for r in rows}):
+                for causal in (False, True):
+                    cells = [f"{n}: {o:.0f} ({o / cudnn_tflops[(m, dd, n, c)]:.2f})"
+                             for m, dd, n, c, _, o, _, _ in rows if m == mode and dd == d and c == causal]
+                    if cells:
+                        print(f"{mode:7s} d={d:3d} causal={int(causal)}  " + "  ".join(cells))
     return 0
 
 

@@ -207,7 +207,7 @@ if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
     case $pybench in  # per-bench arguments and limits
       bench_fused_adamw) args=(--device cuda); lim=90 ;;
       bench_conv_cuda) args=(--reps 10); lim=150 ;;
-      bench_attention_cuda) args=(); lim=120 ;;
+      bench_attention_cuda) args=(--n 1024,4096,8192 --d 64,128); lim=180 ;;
       bench_linear_cuda) args=(--quick); lim=90 ;;
       bench_lstm_cuda) args=(--reps 10); lim=120 ;;
       *) args=(); lim=90 ;;

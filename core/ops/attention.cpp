@@ -1,14 +1,18 @@
 // scaled_dot_product_attention: the front end (checks, autocast), the composed reference
 // (matmul, mask, softmax, dropout, matmul: the CPU path and every fallback), and the route to
-// the fused flash kernels on CUDA with their autograd node (see attention.h).
+// the fused flash kernels on CUDA with their autograd node (see attention.h); with
+// bm.backends.attention = "cudnn", the route to cuDNN's fused attention instead.
 #include "core/ops/attention.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <string>
 
 #include "core/amp.h"
 #include "core/autograd.h"
 #include "core/backends.h"
+#include "core/cuda_info.h"
 #include "core/error.h"
 #include "core/ops/compare.h"
 #include "core/ops/creation.h"
@@ -160,10 +164,125 @@ Tensor try_flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   return reshape(out, out_shape);
 }
 
+// ---- the cuDNN baseline (bm.backends.attention = "cudnn") ----
+// It takes fewer cases than ours and never falls back silently (it is what ours is measured
+// against): anything it cannot run raises an error naming the case.
+
+// A [B, H, N, D] view as cuDNN reads it: unit stride along D, a 16-byte aligned base and the
+// other strides non-zero multiples of 8 elements (size-1 dims: any stride, the kernel file
+// normalises it); anything else (broadcast, odd or misaligned views) is copied once.
+Tensor cudnn_layout(const Tensor& t) {
+  bool ok = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(3) == 1;
+  for (int i = 0; i < 3; ++i) ok = ok && (t.size(i) == 1 || (t.stride(i) > 0 && t.stride(i) % 8 == 0));
+  return ok ? t : clone(t);  // clone, not contiguous: a contiguous but misaligned view must move too
+}
+
+// The user's mask as cuDNN's additive bias: [Bb, Hb, L, S] in q's dtype (Bb, Hb the mask's own
+// batch and head sizes, 1 or B and H), bool masks as 0 / -inf. Rows are padded to a multiple
+// of 8 elements (a view into a wider buffer) so each starts 16-byte aligned, as cuDNN reads it.
+Tensor cudnn_bias(const Tensor& mask, int64_t L, int64_t S, DType dt) {
+  Tensor m4 = to_4d(mask);
+  const Shape full{m4.size(0), m4.size(1), L, S};
+  Tensor values = mask.dtype() == DType::Bool
+                      ? masked_fill(zeros(full, dt, mask.device()), logical_not(expand(m4, full)),
+                                    Scalar(-std::numeric_limits<double>::infinity()))
+                      : expand(m4, full);
+  if (S % 8 == 0 && values.is_contiguous() && reinterpret_cast<uintptr_t>(values.data_ptr()) % 16 == 0) return values;
+  if (S % 8 == 0) return clone(values);  // fresh storage: contiguous and aligned
+  Tensor padded = narrow(empty(Shape{full[0], full[1], L, (S + 7) / 8 * 8}, dt, mask.device()), 3, 0, S);
+  copy_(padded, values);
+  return padded;
+}
+
+Tensor cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double dropout_p,
+                       bool causal, double sc) {
+  const Device dev = q.device();
+  const std::string why = cudnn_attention_unavailable_reason(dev);
+  // NotImplementedError (a RuntimeError in Python) for everything this backend does not take:
+  // a build without it, dtypes, shapes and options cuDNN's fused attention has no kernel for.
+  if (!why.empty()) throw NotImplementedError(str_cat("[", kOp, "] ", why));
+  const char* sel = " with bm.backends.attention = 'cudnn'";
+  BM_CHECK_DEVICE(k.device() == dev && v.device() == dev && (!mask.defined() || mask.device() == dev), kOp,
+                  "query, key, value and attn_mask must be on one device", sel);
+  const DType dt = q.dtype();
+  if (dt != DType::Float16 && dt != DType::BFloat16) {
+    throw NotImplementedError(str_cat("[", kOp, "] cuDNN's fused attention takes float16 or bfloat16, got ",
+                                      dtype_name(dt), " (query ", shape_str(q.sizes()),
+                                      "); use bm.backends.attention = 'ours' for ", dtype_name(dt)));
+  }
+  const int64_t L = q.size(-2), S = k.size(-2), E = q.size(-1);
+  auto unsupported = [&](const std::string& what) {
+    throw NotImplementedError(str_cat("[", kOp, "] ", what, " is not supported", sel, " (query ",
+                                      shape_str(q.sizes()), ", key ", shape_str(k.sizes()), ", value ",
+                                      shape_str(v.sizes()), "); use bm.backends.attention = 'ours'"));
+  };
+  if (dropout_p > 0.0) unsupported(str_cat("dropout_p = ", dropout_p));
+  if (!std::isfinite(sc)) unsupported(str_cat("a non-finite scale ", sc));
+  if (v.size(-1) != E) unsupported("a value head dim different from the query's");
+  if (E % 8 != 0 || E > 128) unsupported(str_cat("head dim ", E, " (cuDNN takes multiples of 8 up to 128)"));
+  if (q.dim() > 4 || k.dim() > 4 || v.dim() > 4 || (mask.defined() && mask.dim() > 4))
+    unsupported("more than 4 dims");
+  if (mask.defined() && mask.requires_grad()) unsupported("an attn_mask that requires grad");
+  const Shape batch = broadcast_shapes(broadcast_shapes(batch_of(q), batch_of(k), kOp), batch_of(v), kOp);
+  Shape out_shape = batch;
+  out_shape.push_back(L);
+  out_shape.push_back(E);
+  Shape scores_shape = batch;
+  scores_shape.push_back(L);
+  scores_shape.push_back(S);
+  if (mask.defined()) {
+    BM_CHECK_VALUE(broadcasts_to(mask.sizes(), scores_shape), kOp, "attn_mask of shape ", shape_str(mask.sizes()),
+                   " does not broadcast to the attention scores ", shape_str(scores_shape), " (query ",
+                   shape_str(q.sizes()), ", key ", shape_str(k.sizes()), ")");
+  }
+  if (shape_numel(batch) == 0) return composed_attention(q, k, v, mask, 0.0, causal, sc, nullptr).first;  // empty
+  Shape b2 = batch;
+  while (b2.size() < 2) b2.insert(b2.begin(), 1);
+  const int64_t B = b2[0], H = b2[1];
+  Tensor q4 = cudnn_layout(expand(to_4d(q), Shape{B, H, L, E}));
+  Tensor k4 = cudnn_layout(expand(to_4d(k), Shape{B, H, S, E}));
+  Tensor v4 = cudnn_layout(expand(to_4d(v), Shape{B, H, S, E}));
+  // cuDNN's backward rejects Nq = Nk = 1 (its graph validation says so); say it before the forward.
+  if (L == 1 && S == 1 && needs_grad({q4, k4, v4})) unsupported("a gradient with one query and one key");
+  Tensor bias = mask.defined() ? cudnn_bias(mask, L, S, dt) : Tensor();
+  Tensor out = empty(Shape{B, H, L, E}, dt, dev);
+  Tensor lse = empty(Shape{B, H, L}, DType::Float32, dev);
+  cudnn_attention_forward_kernel.get(dev)(out, lse, q4, k4, v4, bias, sc, causal);
+  if (needs_grad({q4, k4, v4})) {
+    SavedTensor sq(q4), sk(k4), sv(v4), so(out), sl(lse);
+    SavedTensor sb = bias.defined() ? SavedTensor(bias) : SavedTensor();
+    const bool has_bias = bias.defined();
+    record_function(kOp, {q4, k4, v4}, {out}, [=](const std::vector<Tensor>& g) {
+      Tensor qq = sq.unpack(kOp), kk = sk.unpack(kOp), vv = sv.unpack(kOp);
+      Tensor dq = empty(qq.sizes(), qq.dtype(), qq.device());
+      Tensor dk = empty(kk.sizes(), kk.dtype(), kk.device());
+      Tensor dv = empty(vv.sizes(), vv.dtype(), vv.device());
+      cudnn_attention_backward_kernel.get(qq.device())(dq, dk, dv, cudnn_layout(g[0]), qq, kk, vv, so.unpack(kOp),
+                                                        sl.unpack(kOp), has_bias ? sb.unpack(kOp) : Tensor(), sc,
+                                                        causal);
+      return std::vector<Tensor>{dq, dk, dv};
+    });
+  }
+  return reshape(out, out_shape);
+}
+
 }  // namespace
 
 BM_DEFINE_KERNEL(flash_attention_forward_kernel);
 BM_DEFINE_KERNEL(flash_attention_backward_kernel);
+BM_DEFINE_KERNEL(cudnn_attention_forward_kernel);
+BM_DEFINE_KERNEL(cudnn_attention_backward_kernel);
+
+std::string cudnn_attention_unavailable_reason(Device device) {
+  const int t = static_cast<int>(device.type);
+  if (cudnn_attention_forward_kernel.table[t] && cudnn_attention_backward_kernel.table[t]) return "";
+  if (!device.is_cuda()) return "the cuDNN attention backend runs on CUDA tensors only";
+  if (!cuda::built_with_cuda()) return "bigmodel was built without CUDA, so without the cuDNN attention baseline";
+  return "bigmodel was built without the cuDNN attention baseline: it needs cuDNN and NVIDIA's header-only cuDNN "
+         "frontend (cudnn_frontend.h) at configure time. Fetch it with scripts/fetch_cudnn_frontend.sh (into "
+         "debs/cudnn_frontend) or `pip install nvidia-cudnn-frontend`, or point BIGMODEL_CUDNN_FRONTEND_DIR at it, "
+         "then re-run the cmake configure step; or set bm.backends.attention = 'ours'";
+}
 
 bool flash_attention_available(Device device) {
   return flash_attention_forward_kernel.table[static_cast<int>(device.type)] != nullptr &&
@@ -192,11 +311,7 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
   check_inputs(q, k, v, attn_mask, dropout_p, is_causal);
   const double sc = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   if (q.device().is_cuda()) {
-    if (uses_vendor_backend("attention")) {
-      throw NotImplementedError(str_cat("[", kOp, "] the cuDNN attention baseline (bm.backends.attention = '",
-                                        backend("attention"), "') is not implemented yet; set it to 'ours' (query ",
-                                        shape_str(q.sizes()), ", ", dtype_name(q.dtype()), ")"));
-    }
+    if (uses_vendor_backend("attention")) return cudnn_attention(q, k, v, attn_mask, dropout_p, is_causal, sc);
     Tensor out = try_flash_attention(q, k, v, attn_mask, dropout_p, is_causal, sc);
     if (out.defined()) return out;
   }

@@ -2,6 +2,7 @@
 // reference (matmul, masking, softmax, dropout, matmul), so autograd comes from the parts.
 #pragma once
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "core/dispatch.h"
@@ -46,5 +47,24 @@ BM_DECLARE_KERNEL(flash_attention_backward_kernel,
 
 // True when a fused kernel is registered for `device` (a CUDA build).
 bool flash_attention_available(Device device);
+
+// ---- the cuDNN baseline (bm.backends.attention = "cudnn"; kernels/cuda/attention_cudnn.cpp) ----
+// Registered for CUDA only when the build found cuDNN and its frontend. Same contract as the
+// flash stubs above, except: q/k/v/dout have unit stride along D (the front end makes them so),
+// dtype float16 or bfloat16, D a multiple of 8 up to 128, and instead of a mask an optional
+// additive `bias` in q's dtype, [Bb, Hb, Nq, Nk] with Bb in {1, B}, Hb in {1, H}, unit stride
+// along Nk and 16-byte aligned rows (the row stride rounded up to a multiple of 8).
+// lse is the same natural-log logsumexp (cuDNN's "Stats"), so out/lse pair with either backward.
+BM_DECLARE_KERNEL(cudnn_attention_forward_kernel,
+                  void (*)(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor& bias, double scale, bool causal));
+BM_DECLARE_KERNEL(cudnn_attention_backward_kernel,
+                  void (*)(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& bias,
+                           double scale, bool causal));
+
+// Empty when the cuDNN attention baseline can run on `device`'s type; otherwise the reason
+// (built without CUDA, cuDNN or the cuDNN frontend) and how to get it.
+std::string cudnn_attention_unavailable_reason(Device device);
 
 }  // namespace bigmodel

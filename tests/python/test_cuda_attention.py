@@ -169,7 +169,8 @@ def test_bad_inputs_raise():
         F.scaled_dot_product_attention(qi, qi, qi)
 
 
-def test_cudnn_backend_not_implemented():
+def test_cudnn_backend_refuses_float32():
+    """cuDNN's fused SDPA takes half types only: float32 raises (never falls back to ours)."""
     q = bm.randn(1, 1, 4, 32).cuda()
     before = bm.backends.attention
     bm.backends.attention = "cudnn"
