@@ -12,21 +12,22 @@ _NUMPY_OF = {
 
 
 def _to_array(data, dtype):
-    """A fresh NumPy array for `data` in the dtype bigmodel will use."""
+    """A NumPy array for `data` in the dtype bigmodel will use (the caller copies it)."""
     if isinstance(data, _C.Tensor):
         data = data.detach().cpu().numpy() if data.dtype != _C.dtype.bfloat16 else data.detach().float().numpy()
     if isinstance(data, (list, tuple)):
         data = [d.item() if isinstance(d, _C.Tensor) and d.numel() == 1 and d.ndim == 0 else
                 (d.tolist() if isinstance(d, _C.Tensor) else d) for d in data]
     try:
-        arr = np.array(data)
+        # asarray: a NumPy array is not copied here; _C._from_numpy_copy makes the one copy.
+        arr = np.asarray(data)
     except ValueError as e:  # NumPy >= 1.24 refuses ragged lists itself
         raise ValueError(f"[tensor] expected a rectangular nested sequence of numbers: {e}") from None
     if arr.dtype == object:
         raise ValueError("[tensor] expected a rectangular nested sequence of numbers, got ragged or non-numeric data")
     if dtype is not None:
         target = np.float32 if dtype == _C.dtype.bfloat16 else _NUMPY_OF[dtype]
-        return arr.astype(target, order="C")
+        return arr.astype(target, order="C", copy=False)
     if not isinstance(data, np.ndarray):
         # Python data: floats become float32 and ints int64, as in PyTorch.
         if arr.dtype.kind == "f":
@@ -37,6 +38,8 @@ def _to_array(data, dtype):
         arr = arr.astype(np.int32)  # uint8 images: widened, since bigmodel has no uint8
     if arr.dtype.kind == "U" or arr.dtype.kind == "S":
         raise TypeError(f"[tensor] can't make a tensor from strings ({arr.dtype})")
+    if arr.dtype.byteorder == ">":  # byte-swapped data: native order (from_numpy refuses it)
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr.copy(order="C") if not arr.flags.c_contiguous else arr
 
 

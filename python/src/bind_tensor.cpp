@@ -1,5 +1,8 @@
 // Python bindings for the Tensor core: geometry, views, copies and dtype conversion,
 // NumPy interop (zero-copy both ways on the CPU), repr, and autograd.
+#include <cstring>
+
+#include "core/dispatch.h"
 #include "core/ops/creation.h"
 #include "core/ops/view.h"
 #include "python/src/common.h"
@@ -22,6 +25,12 @@ std::string numpy_format(DType t) {
 
 DType dtype_from_numpy(const py::dtype& dt) {
   const char kind = dt.kind();
+  // '>' is the only non-native order on the little-endian hosts we build for; its bytes would
+  // be read as if native. (NumPy writes native as '=', and '|' for one-byte types.)
+  if (dt.byteorder() == '>') {
+    throw DTypeError(str_cat("[from_numpy] can't share a byte-swapped NumPy array (dtype ",
+                             py::cast<std::string>(py::repr(dt)), "); convert with arr.astype(arr.dtype.newbyteorder('='))"));
+  }
   const auto size = dt.itemsize();
   if (kind == 'b') return DType::Bool;
   if (kind == 'i' && size == 4) return DType::Int32;
@@ -77,6 +86,27 @@ Tensor from_numpy(const py::array& arr) {
   return Tensor(std::move(impl));
 }
 
+// bm.tensor's copy. A C-contiguous array is one memcpy into a fresh tensor, and a large one
+// copies with the GIL released (as kernels do: g_kernel_call_hook), so other Python threads
+// run meanwhile; `keep` holds the array, and so its buffer, until the copy is done. Other
+// layouts go through the strided copy kernel.
+Tensor from_numpy_copy(const py::array& arr) {
+  if (!(arr.flags() & py::array::c_style)) return clone(from_numpy(arr));
+  const DType dtype = dtype_from_numpy(arr.dtype());
+  Tensor out = Tensor::empty(Shape(arr.shape(), arr.shape() + arr.ndim()), dtype, Device());
+  const size_t nbytes = static_cast<size_t>(out.numel()) * itemsize(dtype);
+  if (nbytes == 0) return out;
+  const void* src = arr.data();
+  if (g_kernel_call_hook.load(std::memory_order_acquire) && out.numel() >= kKernelHookMinElements) {
+    py::object keep = arr;
+    py::gil_scoped_release nogil;
+    std::memcpy(out.data_ptr(), src, nbytes);
+  } else {
+    std::memcpy(out.data_ptr(), src, nbytes);
+  }
+  return out;
+}
+
 Tensor to_any(const Tensor& self, const py::args& args, const py::kwargs& kwargs) {
   Device device = self.device();
   DType dtype = self.dtype();
@@ -119,7 +149,7 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
   m.def("clone", &clone);
   m.def("is_tensor", [](const py::object& o) { return py::isinstance<Tensor>(o); });
   m.def("numel", [](const Tensor& t) { return t.numel(); });
-  m.def("_from_numpy_copy", [](const py::array& a) { return clone(from_numpy(a)); });
+  m.def("_from_numpy_copy", &from_numpy_copy);
 
   // Tensor(t) aliases t (same storage, no history); it lets Python subclass Tensor
   // (nn.Parameter), as bm.tensor(...) is the way to build a tensor from data.
@@ -227,19 +257,7 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
       // t.data = src makes t alias src's memory, shape and dtype while t keeps its identity
       // and autograd flags (how Module.to() converts parameters in place, as in PyTorch).
       .def_property("data", [](const Tensor& t) { return t.detach(); },
-                    [](Tensor& t, const Tensor& src) {
-                      TensorImpl* impl = t.impl();
-                      Tensor g = t.grad();
-                      const bool keep_grad = g.defined() && g.sizes() == src.sizes() && g.dtype() == src.dtype() &&
-                                             g.device() == src.device();
-                      impl->storage = src.storage();
-                      impl->sizes = src.sizes();
-                      impl->strides = src.strides();
-                      impl->offset = src.offset();
-                      impl->dtype = src.dtype();
-                      impl->base = nullptr;
-                      if (!keep_grad && g.defined()) t.set_grad(Tensor());
-                    })
+                    [](Tensor& t, const Tensor& src) { t.set_data(src); })
       .def("backward", [](const Tensor& t, py::object gradient, bool retain_graph) {
         t.backward(gradient.is_none() ? Tensor() : gradient.cast<Tensor>(), retain_graph);
       }, py::arg("gradient") = py::none(), py::arg("retain_graph") = false)
