@@ -1,13 +1,11 @@
 """bm.tensor(numpy_array): one copy into a fresh tensor (never aliasing the array), every
 dtype and layout, byte-swapped arrays converted, and the GIL released while a large array
 is copied (python/src/bind_tensor.cpp from_numpy_copy)."""
-import sys
-import threading
-
 import numpy as np
 import pytest
 
 import bigmodel as bm
+from _gil import gil_moves
 
 
 @pytest.mark.parametrize("dtype", [np.bool_, np.int32, np.int64, np.float16, np.float32, np.float64])
@@ -53,39 +51,6 @@ def test_large_copy_releases_the_gil():
     while the copying thread has released the GIL itself; with the release turned off
     (the kernel GIL switch) it never moves, which is checked too, so this test can fail."""
     arr = np.random.default_rng(0).standard_normal(1 << 22)  # float64, 32 MB
-    counter = [0]
-    stop = threading.Event()
-
-    def count():
-        while not stop.is_set():
-            counter[0] += 1
-            stop.wait(0.0005)  # sleeps without the GIL; takes it back to count
-
-    def advanced_during_copy(attempts):
-        for _ in range(attempts):
-            before = counter[0]
-            bm.tensor(arr)
-            if counter[0] != before:
-                return True
-        return False
-
-    old_interval = sys.getswitchinterval()
-    t = threading.Thread(target=count, daemon=True)
-    t.start()
-    try:
-        sys.setswitchinterval(1000.0)
-        start = counter[0]
-        while counter[0] < start + 2:  # the counter's waits now run on the new interval
-            stop.wait(0.001)
-        try:
-            bm._C._set_kernel_gil_release(False)
-            held = advanced_during_copy(3)
-        finally:
-            bm._C._set_kernel_gil_release(True)
-        released = advanced_during_copy(100)
-    finally:
-        sys.setswitchinterval(old_interval)
-        stop.set()
-        t.join()
+    held, released = gil_moves(lambda: bm.tensor(arr), 3, 100)
     assert not held, "the counter moved while the GIL was held: the test cannot tell"
     assert released, "no other thread ran during 100 large copies: the GIL is not released"

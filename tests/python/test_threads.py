@@ -1,13 +1,13 @@
 """Ops from several Python threads: results equal sequential runs, kernels release the GIL,
 grad mode and autocast are per thread, the default generator hands out disjoint draws, and
 backward passes sharing a leaf accumulate every gradient (docs/RELIABILITY.md, Threads)."""
-import sys
 import threading
 
 import numpy as np
 import pytest
 
 import bigmodel as bm
+from _gil import gil_moves
 from conftest import assert_close
 
 N_THREADS = 4
@@ -87,42 +87,7 @@ def test_kernels_release_the_gil():
     while the matmul thread has released the GIL itself: with the release turned off it
     never moves (checked too, so this test can fail)."""
     a = bm.tensor(np.random.default_rng(0).standard_normal((400, 400)))
-    counter = [0]
-    stop = threading.Event()
-
-    def count():
-        while not stop.is_set():
-            counter[0] += 1
-            stop.wait(0.0005)  # sleeps without the GIL; takes it back to count
-
-    def advanced_during_matmul(attempts):
-        for _ in range(attempts):
-            before = counter[0]
-            bm.matmul(a, a)
-            if counter[0] != before:
-                return True
-        return False
-
-    old_interval = sys.getswitchinterval()
-    t = threading.Thread(target=count, daemon=True)
-    t.start()
-    try:
-        sys.setswitchinterval(1000.0)
-        # Let the counter thread go round twice, so its waits for the GIL run on the new
-        # interval (a wait begun on the old 5 ms one could still force a switch).
-        start = counter[0]
-        while counter[0] < start + 2:
-            stop.wait(0.001)
-        try:
-            bm._C._set_kernel_gil_release(False)
-            held = advanced_during_matmul(5)
-        finally:
-            bm._C._set_kernel_gil_release(True)
-        released = advanced_during_matmul(200)
-    finally:
-        sys.setswitchinterval(old_interval)
-        stop.set()
-        t.join()
+    held, released = gil_moves(lambda: bm.matmul(a, a), 5, 200)
     assert not held, "the counter moved while the GIL was held: the test cannot tell"
     assert released, "no other thread ran during 200 large matmuls: the GIL is not released"
 
