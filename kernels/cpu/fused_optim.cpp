@@ -1,16 +1,17 @@
 // CPU kernels of the multi-tensor optimizer ops (core/ops/fused_optim.h). The tensors are cut
 // into fixed-size chunks and OpenMP runs over the chunk table, so a list of many small tensors
-// and one huge tensor both spread over the threads. Each element is computed with the SAME
-// float operations in the SAME order as the per-tensor optimizers (one rounding per op of
-// python/bigmodel/optim/*.py), so the fused and per-tensor paths agree bit for bit. (The
-// build has no -ffp-contract / -march flags that would fuse a*b+c here; keep it that way.)
+// and one huge tensor both spread over the threads. The per-element math is
+// kernels/fused_optim_math.h (shared with the CUDA kernels): the SAME float operations in the
+// SAME order as the per-tensor optimizers (one rounding per op of python/bigmodel/optim/*.py),
+// so the fused and per-tensor paths agree bit for bit. (The build has no -march / -mfma flags,
+// so nothing fuses a*b+c here; keep it that way.)
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "core/ops/fused_optim.h"
-#include "kernels/functors.h"
+#include "kernels/fused_optim_math.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -42,12 +43,12 @@ int64_t total_numel(const std::vector<Tensor>& tensors) {
   return n;
 }
 
-// Runs body(chunk) over every chunk, in parallel when there is enough work.
+// Runs body(chunk, index) over every chunk, in parallel when there is enough work.
 template <typename F>
 void for_each_chunk(const std::vector<Chunk>& chunks, int64_t work, F body) {
   const int64_t count = static_cast<int64_t>(chunks.size());
 #pragma omp parallel for schedule(static) if (work > kChunk && count > 1)
-  for (int64_t c = 0; c < count; ++c) body(chunks[c]);
+  for (int64_t c = 0; c < count; ++c) body(chunks[c], c);
 }
 
 // ------------------------------------------------------------------ half parameters
@@ -146,43 +147,21 @@ P* data_as(const Tensor& t) {
 }
 
 // ------------------------------------------------------------------ SGD
-template <typename T>
-struct SGDConsts {
-  T wd, mom, damp, neg_lr;
-  bool use_wd, use_mom, nesterov, maximize;
-};
+using fused::SGDConsts;
 
-// Elements [0, n) of one tensor (pointers already offset).
+// Elements [0, n) of one tensor (pointers already offset); buf is null without momentum.
 template <typename T>
 void sgd_chunk(T* __restrict p, const T* __restrict g, T* __restrict buf, int64_t n, bool is_first,
                const SGDConsts<T>& k) {
-  for (int64_t i = 0; i < n; ++i) {
-    T d = k.maximize ? -g[i] : g[i];
-    if (k.use_wd) d = d + p[i] * k.wd;
-    if (k.use_mom) {
-      T b;
-      if (is_first) {
-        b = d;
-      } else {
-        b = buf[i] * k.mom;
-        b = b + d * k.damp;
-      }
-      buf[i] = b;
-      d = k.nesterov ? d + b * k.mom : b;
-    }
-    p[i] = p[i] + d * k.neg_lr;
-  }
+  for (int64_t i = 0; i < n; ++i) p[i] = fused::sgd_update(p[i], g[i], buf, i, is_first, k);
 }
 
 // T: the compute (= state) type; P: the parameter/gradient storage type (T, or a half type with T = float).
 template <typename T, typename P>
 void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
                const std::vector<uint8_t>& first, const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
-  // Python numbers become 0-d tensors of the state dtype in the per-tensor path: round them once.
-  const SGDConsts<T> k{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum), static_cast<T>(1.0 - o.dampening),
-                       static_cast<T>(-o.lr),          o.weight_decay != 0.0,     o.momentum != 0.0,
-                       o.nesterov,                     o.maximize};
-  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
+  const SGDConsts<T> k = SGDConsts<T>::from(o);
+  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c, int64_t) {
     P* p = data_as<P>(params[c.tensor]);
     const P* g = data_as<const P>(grads[c.tensor]);
     T* buf = k.use_mom ? bufs[c.tensor].data<T>() : nullptr;
@@ -201,60 +180,42 @@ void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
 void fused_sgd_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                    const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first,
                    const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
-  switch (params[0].dtype()) {
-    case DType::Float64: return sgd_typed<double, double>(params, grads, bufs, first, masters, o);
-    case DType::Float16: return sgd_typed<float, Half>(params, grads, bufs, first, masters, o);
-    case DType::BFloat16: return sgd_typed<float, BFloat16>(params, grads, bufs, first, masters, o);
-    default: return sgd_typed<float, float>(params, grads, bufs, first, masters, o);
-  }
+  fused::dispatch_step_types(params[0].dtype(), [&](auto types) {
+    using Types = decltype(types);
+    sgd_typed<typename Types::compute, typename Types::param>(params, grads, bufs, first, masters, o);
+  });
 }
 
 // ------------------------------------------------------------------ Adam / AdamW
+using fused::AdamConsts;
 enum class WeightDecay { None, L2, Decoupled };
 
-// The loop of one chunk with the options as template arguments, so the compiler sees a
-// branch-free body it can vectorise (SSE: 4 floats per instruction, same IEEE results).
-// (GCC does not vectorise std::sqrt without -fno-math-errno, so float32 also has an AVX loop
-// below, written with intrinsics that are the same IEEE operations.)
+// The loop of one chunk with the options as template arguments: they replace k's flags, so the
+// compiler sees a branch-free body. (GCC does not vectorise std::sqrt without -fno-math-errno,
+// so float32 also has an AVX loop below.)
 template <typename T, WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
 void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vm,
-                int64_t begin, int64_t end, T b1, T one_minus_b1, T b2, T one_minus_b2, T eps, T wd, T decay,
-                T step_size, T bc2) {
-  for (int64_t i = begin; i < end; ++i) {
-    T grad = MAXIMIZE ? -g[i] : g[i];
-    T param = p[i];
-    if constexpr (WD == WeightDecay::Decoupled) param = param * decay;
-    if constexpr (WD == WeightDecay::L2) grad = grad + param * wd;
-    T mi = m[i] * b1;
-    mi = mi + grad * one_minus_b1;
-    T vi = v[i] * b2;
-    vi = vi + (grad * grad) * one_minus_b2;
-    m[i] = mi;
-    v[i] = vi;
-    T second = vi;
-    if constexpr (AMSGRAD) {
-      const T old = vm[i];  // fn::maximum (NaN wins, the first NaN if both), written out to inline
-      second = old != old ? old : (vi != vi ? vi : (old > vi ? old : vi));
-      vm[i] = second;
-    }
-    T denom = std::sqrt(second) / bc2;
-    denom = denom + eps;
-    p[i] = param + (mi / denom) * step_size;
-  }
+                int64_t begin, int64_t end, const AdamConsts<T>& opts, T step_size, T bc2) {
+  AdamConsts<T> k = opts;
+  k.use_wd = WD != WeightDecay::None;
+  k.decoupled = WD == WeightDecay::Decoupled;
+  k.amsgrad = AMSGRAD;
+  k.maximize = MAXIMIZE;
+  for (int64_t i = begin; i < end; ++i) p[i] = fused::adam_update(p[i], g[i], m, v, vm, i, step_size, bc2, k);
 }
 
 #ifdef BM_FUSED_X86
-// The float32 loop, 8 elements per instruction: every step is the scalar loop's IEEE
-// operation (mul, add, div, sqrt: correctly rounded; no FMA), so the bits are the same.
+// The float32 loop, 8 elements per instruction: fused::adam_update written with AVX, every step
+// its IEEE operation (mul, add, div, sqrt: correctly rounded; no FMA), so the bits are the same.
+// (Keep the two in step: the Adam tests compare this path with the per-tensor loop bit for bit.)
 // The tail (< 8 elements) is left to the scalar loop; returns where it stopped.
 template <WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
 __attribute__((target("avx"))) int64_t adam_chunk_avx(float* p, const float* g, float* m, float* v, float* vm,
-                                                      int64_t begin, int64_t end, float b1, float one_minus_b1,
-                                                      float b2, float one_minus_b2, float eps, float wd, float decay,
+                                                      int64_t begin, int64_t end, const AdamConsts<float>& k,
                                                       float step_size, float bc2) {
-  const __m256 vb1 = _mm256_set1_ps(b1), vomb1 = _mm256_set1_ps(one_minus_b1), vb2 = _mm256_set1_ps(b2);
-  const __m256 vomb2 = _mm256_set1_ps(one_minus_b2), veps = _mm256_set1_ps(eps), vwd = _mm256_set1_ps(wd);
-  const __m256 vdecay = _mm256_set1_ps(decay), vstep = _mm256_set1_ps(step_size), vbc2 = _mm256_set1_ps(bc2);
+  const __m256 vb1 = _mm256_set1_ps(k.b1), vomb1 = _mm256_set1_ps(k.one_minus_b1), vb2 = _mm256_set1_ps(k.b2);
+  const __m256 vomb2 = _mm256_set1_ps(k.one_minus_b2), veps = _mm256_set1_ps(k.eps), vwd = _mm256_set1_ps(k.wd);
+  const __m256 vdecay = _mm256_set1_ps(k.decay), vstep = _mm256_set1_ps(step_size), vbc2 = _mm256_set1_ps(bc2);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   int64_t i = begin;
   for (; i + 8 <= end; i += 8) {
@@ -288,21 +249,18 @@ bool cpu_has_avx() {
 #endif
 
 template <typename T>
-using AdamChunkFn = void (*)(T*, const T*, T*, T*, T*, int64_t, int64_t, T, T, T, T, T, T, T, T, T);
+using AdamChunkFn = void (*)(T*, const T*, T*, T*, T*, int64_t, int64_t, const AdamConsts<T>&, T, T);
 
 // The scalar loop, after the AVX loop for float32 where the CPU has AVX.
 template <typename T, WeightDecay WD, bool AMSGRAD, bool MAXIMIZE>
-void adam_chunk_best(T* p, const T* g, T* m, T* v, T* vm, int64_t begin, int64_t end, T b1, T one_minus_b1, T b2,
-                     T one_minus_b2, T eps, T wd, T decay, T step_size, T bc2) {
+void adam_chunk_best(T* p, const T* g, T* m, T* v, T* vm, int64_t begin, int64_t end, const AdamConsts<T>& k,
+                     T step_size, T bc2) {
 #ifdef BM_FUSED_X86
   if constexpr (std::is_same_v<T, float>) {
-    if (cpu_has_avx())
-      begin = adam_chunk_avx<WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, b1, one_minus_b1, b2, one_minus_b2,
-                                                    eps, wd, decay, step_size, bc2);
+    if (cpu_has_avx()) begin = adam_chunk_avx<WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, k, step_size, bc2);
   }
 #endif
-  adam_chunk<T, WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay,
-                                       step_size, bc2);
+  adam_chunk<T, WD, AMSGRAD, MAXIMIZE>(p, g, m, v, vm, begin, end, k, step_size, bc2);
 }
 
 template <typename T, WeightDecay WD>
@@ -311,37 +269,35 @@ AdamChunkFn<T> pick_adam_chunk(bool amsgrad, bool maximize) {
   return maximize ? &adam_chunk_best<T, WD, false, true> : &adam_chunk_best<T, WD, false, false>;
 }
 
+// The chunk loop compiled for k's options.
+template <typename T>
+AdamChunkFn<T> pick_adam_chunk(const AdamConsts<T>& k) {
+  if (!k.use_wd) return pick_adam_chunk<T, WeightDecay::None>(k.amsgrad, k.maximize);
+  if (!k.decoupled) return pick_adam_chunk<T, WeightDecay::L2>(k.amsgrad, k.maximize);
+  return pick_adam_chunk<T, WeightDecay::Decoupled>(k.amsgrad, k.maximize);
+}
+
 // T: the compute (= state) type; P: the parameter/gradient storage type (T, or a half type with T = float).
 template <typename T, typename P>
 void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m1,
                 const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<Tensor>& masters,
                 const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
-  // Python numbers become 0-d tensors of the state dtype in the per-tensor path: round them once.
-  const T b1 = static_cast<T>(o.beta1), one_minus_b1 = static_cast<T>(1.0 - o.beta1);
-  const T b2 = static_cast<T>(o.beta2), one_minus_b2 = static_cast<T>(1.0 - o.beta2);
-  const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay);
-  const T decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
-  const WeightDecay mode =
-      o.weight_decay == 0.0 ? WeightDecay::None : (o.decoupled ? WeightDecay::Decoupled : WeightDecay::L2);
-  const AdamChunkFn<T> run = mode == WeightDecay::None ? pick_adam_chunk<T, WeightDecay::None>(o.amsgrad, o.maximize)
-                             : mode == WeightDecay::L2 ? pick_adam_chunk<T, WeightDecay::L2>(o.amsgrad, o.maximize)
-                                                       : pick_adam_chunk<T, WeightDecay::Decoupled>(o.amsgrad, o.maximize);
-  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c) {
+  const AdamConsts<T> k = AdamConsts<T>::from(o);
+  const AdamChunkFn<T> run = pick_adam_chunk(k);
+  for_each_chunk(make_chunks(params), total_numel(params), [&](const Chunk& c, int64_t) {
     const AdamStepScalars s = adam_step_scalars(o, steps[c.tensor]);
     T* vm = o.amsgrad ? vmax[c.tensor].data<T>() : nullptr;
     T* m = m1[c.tensor].data<T>();
     T* v = m2[c.tensor].data<T>();
     const T step_size = static_cast<T>(s.step_size), bc2 = static_cast<T>(s.bias_correction2_sqrt);
     if constexpr (std::is_same_v<T, P>) {
-      run(params[c.tensor].data<T>(), grads[c.tensor].data<T>(), m, v, vm, c.begin, c.end, b1, one_minus_b1, b2,
-          one_minus_b2, eps, wd, decay, step_size, bc2);
+      run(params[c.tensor].data<T>(), grads[c.tensor].data<T>(), m, v, vm, c.begin, c.end, k, step_size, bc2);
     } else {
       float* master = masters.empty() ? nullptr : masters[c.tensor].data<float>();
       half_blocks<P>(data_as<P>(params[c.tensor]), data_as<const P>(grads[c.tensor]), master, c.begin, c.end,
                      [&](float* pf, const float* gf, int64_t off, int64_t len) {
                        // The chunk loop indexes from 0 here: shift the state pointers to the sub-block.
-                       run(pf, gf, m + off, v + off, vm ? vm + off : nullptr, 0, len, b1, one_minus_b1, b2,
-                           one_minus_b2, eps, wd, decay, step_size, bc2);
+                       run(pf, gf, m + off, v + off, vm ? vm + off : nullptr, 0, len, k, step_size, bc2);
                      });
     }
   });
@@ -351,18 +307,27 @@ void fused_adam_cpu(const std::vector<Tensor>& params, const std::vector<Tensor>
                     const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                     const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& masters,
                     const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
-  const auto& m = exp_avgs;
-  const auto& v = exp_avg_sqs;
-  const auto& vm = max_exp_avg_sqs;
-  switch (params[0].dtype()) {
-    case DType::Float64: return adam_typed<double, double>(params, grads, m, v, vm, masters, steps, o);
-    case DType::Float16: return adam_typed<float, Half>(params, grads, m, v, vm, masters, steps, o);
-    case DType::BFloat16: return adam_typed<float, BFloat16>(params, grads, m, v, vm, masters, steps, o);
-    default: return adam_typed<float, float>(params, grads, m, v, vm, masters, steps, o);
-  }
+  fused::dispatch_step_types(params[0].dtype(), [&](auto types) {
+    using Types = decltype(types);
+    adam_typed<typename Types::compute, typename Types::param>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                                               masters, steps, o);
+  });
 }
 
 // ------------------------------------------------------------------ norm and scale
+using fused::NormKind;
+
+// The accumulator of elements [begin, end): the kind is a template argument so each loop is
+// branch-free.
+template <NormKind K, typename T>
+double chunk_norm(const T* x, int64_t begin, int64_t end, double p) {
+  using C = compute_t<T>;
+  double acc = 0.0;
+  for (int64_t i = begin; i < end; ++i)
+    acc = fused::norm_accumulate(acc, static_cast<double>(static_cast<C>(x[i])), K, p);
+  return acc;
+}
+
 // One partial per chunk (double sums, or the max |x|), combined in chunk order: the result
 // does not depend on the thread count.
 template <typename T>
@@ -370,31 +335,19 @@ void norm_typed(const Tensor& out, const std::vector<Tensor>& tensors, double p)
   using C = compute_t<T>;
   const std::vector<Chunk> chunks = make_chunks(tensors);
   std::vector<double> partial(chunks.size(), 0.0);
-  const bool inf = std::isinf(p);
-  const int64_t count = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(static) if (total_numel(tensors) > kChunk && count > 1)
-  for (int64_t ci = 0; ci < count; ++ci) {
-    const Chunk& c = chunks[ci];
+  const NormKind kind = fused::norm_kind(p);
+  for_each_chunk(chunks, total_numel(tensors), [&](const Chunk& c, int64_t ci) {
     const T* x = tensors[c.tensor].data<T>();
-    double acc = 0.0;
-    if (inf) {
-      for (int64_t i = c.begin; i < c.end; ++i) acc = fn::maximum(acc, std::fabs(static_cast<double>(static_cast<C>(x[i]))));
-    } else if (p == 2.0) {
-      for (int64_t i = c.begin; i < c.end; ++i) {
-        const double v = static_cast<double>(static_cast<C>(x[i]));
-        acc += v * v;
-      }
-    } else if (p == 1.0) {
-      for (int64_t i = c.begin; i < c.end; ++i) acc += std::fabs(static_cast<double>(static_cast<C>(x[i])));
-    } else {
-      for (int64_t i = c.begin; i < c.end; ++i) acc += std::pow(std::fabs(static_cast<double>(static_cast<C>(x[i]))), p);
+    switch (kind) {
+      case NormKind::Inf: partial[ci] = chunk_norm<NormKind::Inf>(x, c.begin, c.end, p); break;
+      case NormKind::Two: partial[ci] = chunk_norm<NormKind::Two>(x, c.begin, c.end, p); break;
+      case NormKind::One: partial[ci] = chunk_norm<NormKind::One>(x, c.begin, c.end, p); break;
+      case NormKind::P: partial[ci] = chunk_norm<NormKind::P>(x, c.begin, c.end, p); break;
     }
-    partial[ci] = acc;
-  }
+  });
   double total = 0.0;
-  for (double v : partial) total = inf ? fn::maximum(total, v) : total + v;
-  if (!inf) total = p == 2.0 ? std::sqrt(total) : (p == 1.0 ? total : std::pow(total, 1.0 / p));
-  *out.data<T>() = static_cast<T>(static_cast<C>(total));
+  for (double v : partial) total = kind == NormKind::Inf ? fn::maximum(total, v) : total + v;
+  *out.data<T>() = static_cast<T>(static_cast<C>(fused::norm_finish(total, kind, p)));
 }
 
 void fused_norm_cpu(const Tensor& out, const std::vector<Tensor>& tensors, double p) {
@@ -405,9 +358,9 @@ template <typename T>
 void mul_typed(const std::vector<Tensor>& tensors, const Tensor& scale) {
   using C = compute_t<T>;
   const C s = static_cast<C>(*scale.data<T>());
-  for_each_chunk(make_chunks(tensors), total_numel(tensors), [&](const Chunk& c) {
+  for_each_chunk(make_chunks(tensors), total_numel(tensors), [&](const Chunk& c, int64_t) {
     T* x = tensors[c.tensor].data<T>();
-    for (int64_t i = c.begin; i < c.end; ++i) x[i] = static_cast<T>(static_cast<C>(x[i]) * s);
+    for (int64_t i = c.begin; i < c.end; ++i) x[i] = static_cast<T>(fused::mul_rn(static_cast<C>(x[i]), s));
   });
 }
 
@@ -424,19 +377,13 @@ void unscale_typed(const std::vector<Tensor>& grads, const Tensor& found_inf, co
   const C inv = static_cast<C>(*inv_scale.data<float>());
   const std::vector<Chunk> chunks = make_chunks(grads);
   std::vector<uint8_t> bad(chunks.size(), 0);
-  const int64_t count = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(static) if (total_numel(grads) > kChunk && count > 1)
-  for (int64_t ci = 0; ci < count; ++ci) {
-    const Chunk& c = chunks[ci];
+  for_each_chunk(chunks, total_numel(grads), [&](const Chunk& c, int64_t ci) {
     T* x = grads[c.tensor].data<T>();
     bool nonfinite = false;
-    for (int64_t i = c.begin; i < c.end; ++i) {
-      const C v = static_cast<C>(x[i]);
-      nonfinite |= !std::isfinite(v);
-      x[i] = static_cast<T>(v * inv);
-    }
+    for (int64_t i = c.begin; i < c.end; ++i)
+      x[i] = static_cast<T>(fused::unscale_value(static_cast<C>(x[i]), inv, nonfinite));
     bad[ci] = nonfinite;
-  }
+  });
   if (std::find(bad.begin(), bad.end(), uint8_t{1}) != bad.end()) *found_inf.data<float>() = 1.0f;
 }
 

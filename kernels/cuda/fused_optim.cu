@@ -2,8 +2,9 @@
 // every tensor of a list. The host builds a table (one entry per tensor: its pointers, size and
 // per-tensor scalars; one entry per chunk of kChunk elements), stages it through a pinned
 // buffer into device memory on the current stream (no host sync), and each block takes one
-// chunk. Arithmetic uses the round-to-nearest intrinsics (__fmul_rn, ...), which nvcc never
-// contracts into FMAs, in the order of the CPU kernel, so CUDA and CPU agree bit for bit.
+// chunk. The per-element math is kernels/fused_optim_math.h, shared with the CPU kernels: on the
+// device its round-to-nearest intrinsics (__fmul_rn, ...), which nvcc never contracts into FMAs,
+// in the CPU's order, so CUDA and CPU agree bit for bit.
 // Float32 and Float64 parameters with state of the same dtype; Float16/BFloat16 parameters and
 // gradients with float32 state and optional float32 master copies (read p or the master, update
 // in float32, write the master and round(p) in the same pass); the norm, scale and unscale take
@@ -19,7 +20,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/dtype_convert.cuh"
 #include "kernels/cuda/runtime.h"
-#include "kernels/functors.h"
+#include "kernels/fused_optim_math.h"
 
 namespace bigmodel::cuda {
 namespace {
@@ -75,15 +76,54 @@ DeviceTable upload_table(const std::vector<TensorEntry>& tensors, Device device,
   return t;
 }
 
-// Correctly rounded float / double arithmetic that the compiler may not fuse (the CPU's order).
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
-__device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
-__device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
-__device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
-__device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
+int64_t count_chunks(const std::vector<TensorEntry>& tensors) {
+  int64_t n = 0;
+  for (const TensorEntry& e : tensors) n += (e.numel + kChunk - 1) / kChunk;
+  return n;
+}
+
+// Launches kernel over the chunk table of `entries` (uploaded here): one block per chunk, none
+// when every tensor is empty. The kernels below all take (tensors, chunks, op).
+template <typename Op>
+void launch_over_chunks(void (*kernel)(const TensorEntry*, const ChunkEntry*, Op),
+                        const std::vector<TensorEntry>& entries, Device device, const Op& op) {
+  DeviceGuard guard(device.index);
+  cudaStream_t stream = current_cuda_stream(device.index);
+  const DeviceTable t = upload_table(entries, device, stream);
+  if (t.num_chunks == 0) return;
+  kernel<<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(t.tensors, t.chunks, op);
+  BM_CUDA_CHECK_LAUNCH();
+}
+
+TensorEntry entry_of(std::initializer_list<const Tensor*> ts, int64_t numel, double s0 = 0.0, double s1 = 0.0) {
+  TensorEntry e{};
+  int k = 0;
+  for (const Tensor* t : ts) e.ptr[k++] = (t && t->defined()) ? t->data_ptr() : nullptr;
+  e.numel = numel;
+  e.s0 = s0;
+  e.s1 = s1;
+  return e;
+}
+
+// The table of a single list (norm, scale, unscale): one entry per tensor, its data in ptr[0].
+std::vector<TensorEntry> list_entries(const std::vector<Tensor>& tensors) {
+  std::vector<TensorEntry> entries;
+  entries.reserve(tensors.size());
+  for (const Tensor& t : tensors) entries.push_back(entry_of({&t}, t.numel()));
+  return entries;
+}
+
+// The chunk this block owns: its tensor's entry and the element range [start, end).
+struct BlockChunk {
+  TensorEntry e;
+  int64_t start, end;
+};
+__device__ __forceinline__ BlockChunk block_chunk(const TensorEntry* tensors, const ChunkEntry* chunks) {
+  const ChunkEntry c = chunks[blockIdx.x];
+  const TensorEntry e = tensors[c.tensor];
+  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
+  return {e, start, start + kChunk < e.numel ? start + kChunk : e.numel};
+}
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
@@ -123,13 +163,7 @@ __device__ __forceinline__ void store_pack(void* base, int64_t i, const Pack<T, 
   *reinterpret_cast<Pack<T, W>*>(static_cast<T*>(base) + i) = v;
 }
 
-// ------------------------------------------------------------------ SGD
-template <typename T>
-struct SGDConsts {
-  T wd, mom, damp, neg_lr;
-  bool use_wd, use_mom, nesterov, maximize;
-};
-
+// ------------------------------------------------------------------ SGD / Adam updates
 // Elements i..i+W of a half list, widened (exactly) to T.
 template <typename T, typename P, int W>
 __device__ __forceinline__ Pack<T, W> widen(const void* base, int64_t i) {
@@ -174,40 +208,29 @@ __device__ __forceinline__ Pack<T, W> load_grad(const TensorEntry& e, int64_t i)
   else return widen<T, P, W>(e.ptr[1], i);
 }
 
+// Entry: ptr = {param, grad, momentum buffer, -, -, master}; s0 != 0 on the buffer's first step.
 template <typename T, typename P>
 struct SGDOp {
-  SGDConsts<T> k;
+  fused::SGDConsts<T> k;
   template <int W>
   __device__ __forceinline__ void run(const TensorEntry& e, int64_t i) const {
+    const bool first = e.s0 != 0.0;
     Pack<T, W> p = load_param<T, P, W>(e, i);
     const Pack<T, W> g = load_grad<T, P, W>(e, i);
     Pack<T, W> b;
-    if (k.use_mom && e.s0 == 0.0) b = load_pack<T, W>(e.ptr[2], i);
+    if (k.use_mom && !first) b = load_pack<T, W>(e.ptr[2], i);
 #pragma unroll
-    for (int q = 0; q < W; ++q) {
-      T d = k.maximize ? -g.v[q] : g.v[q];
-      if (k.use_wd) d = add_rn(d, mul_rn(p.v[q], k.wd));
-      if (k.use_mom) {
-        b.v[q] = e.s0 != 0.0 ? d : add_rn(mul_rn(b.v[q], k.mom), mul_rn(d, k.damp));
-        d = k.nesterov ? add_rn(d, mul_rn(b.v[q], k.mom)) : b.v[q];
-      }
-      p.v[q] = add_rn(p.v[q], mul_rn(d, k.neg_lr));
-    }
+    for (int q = 0; q < W; ++q) p.v[q] = fused::sgd_update(p.v[q], g.v[q], b.v, q, first, k);
     store_param<T, P, W>(e, i, p);
     if (k.use_mom) store_pack<T, W>(e.ptr[2], i, b);
   }
 };
 
-// ------------------------------------------------------------------ Adam / AdamW
-template <typename T>
-struct AdamConsts {
-  T b1, one_minus_b1, b2, one_minus_b2, eps, wd, decay;
-  bool use_wd, decoupled, amsgrad, maximize;
-};
-
+// Entry: ptr = {param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, master}; s0 = step_size,
+// s1 = bias_correction2_sqrt (rounded to T here exactly as the CPU rounds them).
 template <typename T, typename P>
 struct AdamOp {
-  AdamConsts<T> k;
+  fused::AdamConsts<T> k;
   template <int W>
   __device__ __forceinline__ void run(const TensorEntry& e, int64_t i) const {
     const T step_size = static_cast<T>(e.s0), bc2 = static_cast<T>(e.s1);
@@ -218,23 +241,7 @@ struct AdamOp {
     Pack<T, W> vm;
     if (k.amsgrad) vm = load_pack<T, W>(e.ptr[4], i);
 #pragma unroll
-    for (int q = 0; q < W; ++q) {
-      T grad = k.maximize ? -g.v[q] : g.v[q];
-      T param = p.v[q];
-      if (k.use_wd) {
-        if (k.decoupled) param = mul_rn(param, k.decay);
-        else grad = add_rn(grad, mul_rn(param, k.wd));
-      }
-      m.v[q] = add_rn(mul_rn(m.v[q], k.b1), mul_rn(grad, k.one_minus_b1));
-      v.v[q] = add_rn(mul_rn(v.v[q], k.b2), mul_rn(mul_rn(grad, grad), k.one_minus_b2));
-      T second = v.v[q];
-      if (k.amsgrad) {
-        second = fn::maximum(vm.v[q], second);
-        vm.v[q] = second;
-      }
-      const T denom = add_rn(div_rn(sqrt_rn(second), bc2), k.eps);
-      p.v[q] = add_rn(param, mul_rn(div_rn(m.v[q], denom), step_size));
-    }
+    for (int q = 0; q < W; ++q) p.v[q] = fused::adam_update(p.v[q], g.v[q], m.v, v.v, vm.v, q, step_size, bc2, k);
     store_param<T, P, W>(e, i, p);
     store_pack<T, W>(e.ptr[2], i, m);
     store_pack<T, W>(e.ptr[3], i, v);
@@ -248,39 +255,15 @@ template <typename T, typename Op>
 __global__ void __launch_bounds__(kThreads) fused_update_kernel(const TensorEntry* __restrict__ tensors,
                                                                 const ChunkEntry* __restrict__ chunks, Op op) {
   constexpr int V = 16 / sizeof(T);
-  const ChunkEntry c = chunks[blockIdx.x];
-  const TensorEntry e = tensors[c.tensor];
-  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
-  const int64_t end = start + kChunk < e.numel ? start + kChunk : e.numel;
-  chunk_loop<T, V>(e, start, end, all_aligned<T, V>(e), op);
-}
-
-template <typename T, typename Op>
-void launch_update(const std::vector<TensorEntry>& entries, Device device, const Op& op) {
-  DeviceGuard guard(device.index);
-  cudaStream_t stream = current_cuda_stream(device.index);
-  DeviceTable t = upload_table(entries, device, stream);
-  if (t.num_chunks == 0) return;
-  fused_update_kernel<T, Op><<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(t.tensors, t.chunks, op);
-  BM_CUDA_CHECK_LAUNCH();
-}
-
-TensorEntry entry_of(std::initializer_list<const Tensor*> ts, int64_t numel, double s0 = 0.0, double s1 = 0.0) {
-  TensorEntry e{};
-  int k = 0;
-  for (const Tensor* t : ts) e.ptr[k++] = (t && t->defined()) ? t->data_ptr() : nullptr;
-  e.numel = numel;
-  e.s0 = s0;
-  e.s1 = s1;
-  return e;
+  const BlockChunk c = block_chunk(tensors, chunks);
+  chunk_loop<T, V>(c.e, c.start, c.end, all_aligned<T, V>(c.e), op);
 }
 
 // T: the compute (= state) type; P: the parameter/gradient dtype (T, or Half/BFloat16 with T = float).
 template <typename T, typename P>
 void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& bufs,
                const std::vector<uint8_t>& first, const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
-  SGDConsts<T> k{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum), static_cast<T>(1.0 - o.dampening),
-                 static_cast<T>(-o.lr), o.weight_decay != 0.0, o.momentum != 0.0, o.nesterov, o.maximize};
+  const auto k = fused::SGDConsts<T>::from(o);
   std::vector<TensorEntry> entries;
   entries.reserve(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
@@ -289,90 +272,89 @@ void sgd_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
     entries.push_back(entry_of({&params[i], &grads[i], buf, nullptr, nullptr, master}, params[i].numel(),
                                k.use_mom && first[i] ? 1.0 : 0.0));
   }
-  launch_update<T>(entries, params[0].device(), SGDOp<T, P>{k});
+  launch_over_chunks(&fused_update_kernel<T, SGDOp<T, P>>, entries, params[0].device(), SGDOp<T, P>{k});
 }
 
 void fused_sgd_cuda(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                     const std::vector<Tensor>& bufs, const std::vector<uint8_t>& first,
                     const std::vector<Tensor>& masters, const FusedSGDOptions& o) {
-  switch (params[0].dtype()) {
-    case DType::Float64: return sgd_typed<double, double>(params, grads, bufs, first, masters, o);
-    case DType::Float16: return sgd_typed<float, Half>(params, grads, bufs, first, masters, o);
-    case DType::BFloat16: return sgd_typed<float, BFloat16>(params, grads, bufs, first, masters, o);
-    default: return sgd_typed<float, float>(params, grads, bufs, first, masters, o);
-  }
+  fused::dispatch_step_types(params[0].dtype(), [&](auto types) {
+    using Types = decltype(types);
+    sgd_typed<typename Types::compute, typename Types::param>(params, grads, bufs, first, masters, o);
+  });
 }
 
 template <typename T, typename P>
 void adam_typed(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m1,
                 const std::vector<Tensor>& m2, const std::vector<Tensor>& vmax, const std::vector<Tensor>& masters,
                 const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
-  AdamConsts<T> k{static_cast<T>(o.beta1), static_cast<T>(1.0 - o.beta1), static_cast<T>(o.beta2),
-                  static_cast<T>(1.0 - o.beta2), static_cast<T>(o.eps), static_cast<T>(o.weight_decay),
-                  static_cast<T>(1.0 - o.lr * o.weight_decay), o.weight_decay != 0.0, o.decoupled, o.amsgrad,
-                  o.maximize};
   std::vector<TensorEntry> entries;
   entries.reserve(params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     const AdamStepScalars s = adam_step_scalars(o, steps[i]);
-    // The kernel rounds the scalars to T exactly as the CPU does (static_cast of the double).
     const Tensor* vm = o.amsgrad ? &vmax[i] : nullptr;
     const Tensor* master = masters.empty() ? nullptr : &masters[i];
     entries.push_back(entry_of({&params[i], &grads[i], &m1[i], &m2[i], vm, master}, params[i].numel(), s.step_size,
                                s.bias_correction2_sqrt));
   }
-  launch_update<T>(entries, params[0].device(), AdamOp<T, P>{k});
+  launch_over_chunks(&fused_update_kernel<T, AdamOp<T, P>>, entries, params[0].device(),
+                     AdamOp<T, P>{fused::AdamConsts<T>::from(o)});
 }
 
 void fused_adam_cuda(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                      const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                      const std::vector<Tensor>& max_exp_avg_sqs, const std::vector<Tensor>& masters,
                      const std::vector<int64_t>& steps, const FusedAdamOptions& o) {
-  const auto& m = exp_avgs;
-  const auto& v = exp_avg_sqs;
-  const auto& vm = max_exp_avg_sqs;
-  switch (params[0].dtype()) {
-    case DType::Float64: return adam_typed<double, double>(params, grads, m, v, vm, masters, steps, o);
-    case DType::Float16: return adam_typed<float, Half>(params, grads, m, v, vm, masters, steps, o);
-    case DType::BFloat16: return adam_typed<float, BFloat16>(params, grads, m, v, vm, masters, steps, o);
-    default: return adam_typed<float, float>(params, grads, m, v, vm, masters, steps, o);
-  }
+  fused::dispatch_step_types(params[0].dtype(), [&](auto types) {
+    using Types = decltype(types);
+    adam_typed<typename Types::compute, typename Types::param>(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs,
+                                                               masters, steps, o);
+  });
 }
 
-// ------------------------------------------------------------------ norm and scale
-enum class NormKind : int { Inf, Two, One, P };
+// ------------------------------------------------------------------ norm, scale, unscale
+using fused::NormKind;
 
-// Phase 1: one partial per chunk (double sum, or max |x|).
+// The single-list kernels: each thread runs op.element(x[i]) over its elements of the block's
+// chunk (one per step; the tensor's data is ptr[0]), after op.begin(); then every thread calls
+// op.finish() (block reductions need the whole block). op is copied: it keeps per-thread state.
+template <typename Op>
+__global__ void __launch_bounds__(kThreads) list_kernel(const TensorEntry* __restrict__ tensors,
+                                                        const ChunkEntry* __restrict__ chunks, Op op) {
+  const BlockChunk c = block_chunk(tensors, chunks);
+  auto* x = static_cast<typename Op::S*>(c.e.ptr[0]);
+  Op o = op;
+  o.begin();
+  for (int64_t i = c.start + threadIdx.x; i < c.end; i += blockDim.x) o.element(x[i]);
+  o.finish();
+}
+
+// Norm phase 1: one partial per chunk (double sum, or max |x|) into partial[chunk].
 template <typename T>
-__global__ void __launch_bounds__(kThreads) norm_partial_kernel(const TensorEntry* __restrict__ tensors,
-                                                                const ChunkEntry* __restrict__ chunks,
-                                                                double* __restrict__ partial, NormKind kind, double p) {
+struct NormPartialOp {
   using S = typename ElemTraits<T>::storage;
-  const ChunkEntry c = chunks[blockIdx.x];
-  const TensorEntry e = tensors[c.tensor];
-  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
-  const int64_t end = start + kChunk < e.numel ? start + kChunk : e.numel;
-  const S* x = static_cast<const S*>(e.ptr[0]);
-  double acc = 0.0;
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
-    const double v = fabs(static_cast<double>(ElemTraits<T>::load(x[i])));
-    if (kind == NormKind::Inf) acc = fn::maximum(acc, v);
-    else if (kind == NormKind::Two) acc += v * v;
-    else if (kind == NormKind::One) acc += v;
-    else acc += pow(v, p);
+  double* partial;
+  NormKind kind;
+  double p;
+  double acc;
+  __device__ __forceinline__ void begin() { acc = 0.0; }
+  __device__ __forceinline__ void element(const S& x) {
+    acc = fused::norm_accumulate(acc, static_cast<double>(ElemTraits<T>::load(x)), kind, p);
   }
-  if (kind == NormKind::Inf) {
-    // NaN must survive the reduction: MaxOp drops it, so count NaNs separately.
-    const double nan_seen = block_sum(acc != acc ? 1.0 : 0.0);
-    acc = block_reduce(acc != acc ? 0.0 : acc, MaxOp{}, 0.0);
-    if (threadIdx.x == 0) partial[blockIdx.x] = nan_seen > 0.0 ? __longlong_as_double(0x7ff8000000000000LL) : acc;
-  } else {
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) partial[blockIdx.x] = acc;
+  __device__ __forceinline__ void finish() {
+    if (kind == NormKind::Inf) {
+      // NaN must survive the reduction: MaxOp drops it, so count NaNs separately.
+      const double nan_seen = block_sum(acc != acc ? 1.0 : 0.0);
+      const double m = block_reduce(acc != acc ? 0.0 : acc, MaxOp{}, 0.0);
+      if (threadIdx.x == 0) partial[blockIdx.x] = nan_seen > 0.0 ? __longlong_as_double(0x7ff8000000000000LL) : m;
+    } else {
+      const double sum = block_sum(acc);
+      if (threadIdx.x == 0) partial[blockIdx.x] = sum;
+    }
   }
-}
+};
 
-// Phase 2: one block combines the partials in a fixed order and writes the norm.
+// Norm phase 2: one block combines the partials in a fixed order and writes the norm.
 template <typename T>
 __global__ void __launch_bounds__(1024) norm_final_kernel(const double* __restrict__ partial, int64_t count,
                                                           typename ElemTraits<T>::storage* out, NormKind kind,
@@ -387,9 +369,7 @@ __global__ void __launch_bounds__(1024) norm_final_kernel(const double* __restri
   const double nan_seen = block_sum(nan ? 1.0 : 0.0);
   acc = kind == NormKind::Inf ? block_reduce(acc, MaxOp{}, 0.0) : block_sum(acc);
   if (threadIdx.x == 0) {
-    double r = acc;
-    if (kind == NormKind::Two) r = sqrt(acc);
-    else if (kind == NormKind::P) r = pow(acc, 1.0 / p);
+    double r = fused::norm_finish(acc, kind, p);
     if (nan_seen > 0.0) r = __longlong_as_double(0x7ff8000000000000LL);
     using C = typename ElemTraits<T>::wide;
     *out = ElemTraits<T>::store(static_cast<C>(r));
@@ -401,19 +381,14 @@ void norm_typed(const Tensor& out, const std::vector<Tensor>& tensors, double p)
   const Device device = out.device();
   DeviceGuard guard(device.index);
   cudaStream_t stream = current_cuda_stream(device.index);
-  std::vector<TensorEntry> entries;
-  entries.reserve(tensors.size());
-  for (const Tensor& t : tensors) entries.push_back(entry_of({&t}, t.numel()));
-  DeviceTable t = upload_table(entries, device, stream);
-  const NormKind kind = std::isinf(p) ? NormKind::Inf : p == 2.0 ? NormKind::Two : p == 1.0 ? NormKind::One : NormKind::P;
-  Tensor partial = Tensor::empty({t.num_chunks > 0 ? t.num_chunks : 1}, DType::Float64, device);
+  const std::vector<TensorEntry> entries = list_entries(tensors);
+  const int64_t num_chunks = count_chunks(entries);
+  const NormKind kind = fused::norm_kind(p);
+  Tensor partial = Tensor::empty({num_chunks > 0 ? num_chunks : 1}, DType::Float64, device);
   double* pp = partial.data<double>();
-  if (t.num_chunks > 0) {
-    norm_partial_kernel<T><<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(t.tensors, t.chunks, pp, kind, p);
-    BM_CUDA_CHECK_LAUNCH();
-  }
+  launch_over_chunks(&list_kernel<NormPartialOp<T>>, entries, device, NormPartialOp<T>{pp, kind, p, 0.0});
   using S = typename ElemTraits<T>::storage;
-  norm_final_kernel<T><<<1, 1024, 0, stream>>>(pp, t.num_chunks, static_cast<S*>(out.data_ptr()), kind, p);
+  norm_final_kernel<T><<<1, 1024, 0, stream>>>(pp, num_chunks, static_cast<S*>(out.data_ptr()), kind, p);
   BM_CUDA_CHECK_LAUNCH();
 }
 
@@ -421,83 +396,54 @@ void fused_norm_cuda(const Tensor& out, const std::vector<Tensor>& tensors, doub
   BM_DISPATCH_FLOATING(out.dtype(), "fused_norm", [&] { norm_typed<scalar_t>(out, tensors, p); });
 }
 
+// x *= scale (a device scalar of the list's dtype, read by every thread: no host sync).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) scale_kernel(const TensorEntry* __restrict__ tensors,
-                                                         const ChunkEntry* __restrict__ chunks,
-                                                         const typename ElemTraits<T>::storage* __restrict__ scale) {
+struct ScaleOp {
   using S = typename ElemTraits<T>::storage;
   using C = typename ElemTraits<T>::wide;
-  const ChunkEntry c = chunks[blockIdx.x];
-  const TensorEntry e = tensors[c.tensor];
-  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
-  const int64_t end = start + kChunk < e.numel ? start + kChunk : e.numel;
-  S* x = static_cast<S*>(e.ptr[0]);
-  const C s = ElemTraits<T>::load(*scale);
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
-    x[i] = ElemTraits<T>::store(mul_rn(ElemTraits<T>::load(x[i]), s));
-}
-
-template <typename T>
-void mul_typed(const std::vector<Tensor>& tensors, const Tensor& scale) {
-  const Device device = tensors[0].device();
-  DeviceGuard guard(device.index);
-  cudaStream_t stream = current_cuda_stream(device.index);
-  std::vector<TensorEntry> entries;
-  entries.reserve(tensors.size());
-  for (const Tensor& t : tensors) entries.push_back(entry_of({&t}, t.numel()));
-  DeviceTable t = upload_table(entries, device, stream);
-  if (t.num_chunks == 0) return;
-  using S = typename ElemTraits<T>::storage;
-  scale_kernel<T><<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(
-      t.tensors, t.chunks, static_cast<const S*>(scale.data_ptr()));
-  BM_CUDA_CHECK_LAUNCH();
-}
+  const S* scale;
+  C s;
+  __device__ __forceinline__ void begin() { s = ElemTraits<T>::load(*scale); }
+  __device__ __forceinline__ void element(S& x) { x = ElemTraits<T>::store(fused::mul_rn(ElemTraits<T>::load(x), s)); }
+  __device__ __forceinline__ void finish() {}
+};
 
 void fused_mul_cuda(const std::vector<Tensor>& tensors, const Tensor& scale) {
-  BM_DISPATCH_FLOATING(tensors[0].dtype(), "fused_mul_", [&] { mul_typed<scalar_t>(tensors, scale); });
+  BM_DISPATCH_FLOATING(tensors[0].dtype(), "fused_mul_", [&] {
+    using Op = ScaleOp<scalar_t>;
+    launch_over_chunks(&list_kernel<Op>, list_entries(tensors), tensors[0].device(),
+                       Op{static_cast<const typename Op::S*>(scale.data_ptr()), {}});
+  });
 }
 
 // GradScaler's unscale: x *= inv (in the wide type: float for half, as on the CPU) and a
 // non-finite element anywhere sets *found_inf = 1 (every writer stores the same value).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) unscale_kernel(const TensorEntry* __restrict__ tensors,
-                                                           const ChunkEntry* __restrict__ chunks,
-                                                           float* __restrict__ found_inf,
-                                                           const float* __restrict__ inv_scale) {
+struct UnscaleOp {
   using S = typename ElemTraits<T>::storage;
   using C = typename ElemTraits<T>::wide;
-  const ChunkEntry c = chunks[blockIdx.x];
-  const TensorEntry e = tensors[c.tensor];
-  const int64_t start = static_cast<int64_t>(c.chunk) * kChunk;
-  const int64_t end = start + kChunk < e.numel ? start + kChunk : e.numel;
-  S* x = static_cast<S*>(e.ptr[0]);
-  const C inv = static_cast<C>(*inv_scale);
-  bool bad = false;
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
-    const C v = ElemTraits<T>::load(x[i]);
-    bad |= !isfinite(v);
-    x[i] = ElemTraits<T>::store(mul_rn(v, inv));
+  float* found_inf;
+  const float* inv_scale;
+  C inv;
+  bool bad;
+  __device__ __forceinline__ void begin() {
+    inv = static_cast<C>(*inv_scale);
+    bad = false;
   }
-  if (__syncthreads_or(bad) && threadIdx.x == 0) *found_inf = 1.0f;
-}
-
-template <typename T>
-void unscale_typed(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
-  const Device device = grads[0].device();
-  DeviceGuard guard(device.index);
-  cudaStream_t stream = current_cuda_stream(device.index);
-  std::vector<TensorEntry> entries;
-  entries.reserve(grads.size());
-  for (const Tensor& t : grads) entries.push_back(entry_of({&t}, t.numel()));
-  DeviceTable t = upload_table(entries, device, stream);
-  if (t.num_chunks == 0) return;
-  unscale_kernel<T><<<static_cast<unsigned>(t.num_chunks), kThreads, 0, stream>>>(
-      t.tensors, t.chunks, found_inf.data<float>(), inv_scale.data<float>());
-  BM_CUDA_CHECK_LAUNCH();
-}
+  __device__ __forceinline__ void element(S& x) {
+    x = ElemTraits<T>::store(fused::unscale_value(ElemTraits<T>::load(x), inv, bad));
+  }
+  __device__ __forceinline__ void finish() {
+    if (__syncthreads_or(bad) && threadIdx.x == 0) *found_inf = 1.0f;
+  }
+};
 
 void fused_unscale_cuda(const std::vector<Tensor>& grads, const Tensor& found_inf, const Tensor& inv_scale) {
-  BM_DISPATCH_FLOATING(grads[0].dtype(), "fused_unscale_", [&] { unscale_typed<scalar_t>(grads, found_inf, inv_scale); });
+  BM_DISPATCH_FLOATING(grads[0].dtype(), "fused_unscale_", [&] {
+    using Op = UnscaleOp<scalar_t>;
+    launch_over_chunks(&list_kernel<Op>, list_entries(grads), grads[0].device(),
+                       Op{found_inf.data<float>(), inv_scale.data<float>(), {}, false});
+  });
 }
 
 }  // namespace
