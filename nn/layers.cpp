@@ -2,6 +2,7 @@
 #include "nn/layers.h"
 
 #include <cmath>
+#include <typeinfo>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -187,9 +188,36 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
   ++size_;
 }
 
+namespace {
+
+// The linear_act activation a child stands for when it directly follows a Linear: "relu",
+// "gelu", "gelu_tanh", or nullptr. Exact types only: a subclass may override forward.
+const char* fusable_activation(const Module& m) {
+  if (typeid(m) == typeid(ReLU)) return "relu";
+  if (typeid(m) != typeid(GELU)) return nullptr;
+  const std::string& approximate = static_cast<const GELU&>(m).approximate;
+  return approximate == "none" ? "gelu" : approximate == "tanh" ? "gelu_tanh" : nullptr;
+}
+
+}  // namespace
+
 Tensor Sequential::forward(const Tensor& input) {
+  // A Linear followed by ReLU / GELU runs as one linear_act (the activation in the GEMM's
+  // epilogue, as the C++ BERT's intermediate layer and Python's feed-forward blocks do): the
+  // two modules' values and gradients (within rounding), one pass over the output less.
+  const auto mods = children();
   Tensor x = input;
-  for (const auto& child : children()) x = (*child)(x);
+  for (size_t i = 0; i < mods.size(); ++i) {
+    const Module& m = *mods[i];
+    const char* act = i + 1 < mods.size() && typeid(m) == typeid(Linear) ? fusable_activation(*mods[i + 1]) : nullptr;
+    if (act) {
+      const auto& lin = static_cast<const Linear&>(m);
+      x = in_layer(lin.type_name(), [&] { return linear_act(x, lin.weight, lin.bias, act); });
+      ++i;  // the activation ran inside linear_act
+    } else {
+      x = (*mods[i])(x);
+    }
+  }
   return x;
 }
 

@@ -39,7 +39,7 @@ from ._tensor import tensor, as_tensor  # noqa: E402
 from ._compare import isclose, allclose, equal  # noqa: E402
 from ._autograd import no_grad, enable_grad, set_grad_enabled  # noqa: E402,F811
 from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to Tensor)
-from . import autograd, cuda, data, nn, optim  # noqa: E402,F401
+from . import autograd, cpu, cuda, data, nn, optim  # noqa: E402,F401
 from .serialization import save, load, save_file, load_file  # noqa: E402,F401
 from . import distributed, models, utils  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401  (bm.autocast; bm.amp.GradScaler)

@@ -1,5 +1,6 @@
 // Python bindings: the bm.cuda runtime (devices, streams, events, synchronisation, the
-// caching allocator's statistics), bm.memory_stats(device) for CPU and CUDA, and the
+// caching allocator's statistics), the CPU allocator's statistics and block cache (_C._cpu,
+// wrapped by python/bigmodel/cpu.py), bm.memory_stats(device) for CPU and CUDA, and the
 // Tensor methods that move data (.cuda(non_blocking=...), .record_stream).
 #include "common.h"
 #include "core/allocator.h"
@@ -33,6 +34,22 @@ py::dict cuda_stats_dict(const cuda::MemoryStats& s) {
   d["num_segments"] = s.num_segments;
   d["num_alloc_retries"] = s.num_alloc_retries;
   d["num_ooms"] = s.num_ooms;
+  return d;
+}
+
+// The CPU allocator's figures under bm.cuda.memory_stats()'s key names where the meaning is
+// the same. allocated_bytes counts requested sizes (the CPU allocator does not track its
+// rounding); reserved_bytes is what the allocator holds for tensors: live plus cached idle.
+py::dict cpu_stats_dict(const CpuMemoryStats& s) {
+  py::dict d;
+  d["allocated_bytes"] = s.allocated_bytes;
+  d["peak_allocated_bytes"] = s.peak_allocated_bytes;
+  d["reserved_bytes"] = s.allocated_bytes + s.cached_bytes;
+  d["cached_bytes"] = s.cached_bytes;
+  d["num_allocs"] = s.num_allocs;
+  d["num_frees"] = s.num_frees;
+  d["cache_hits"] = s.cache_hits;
+  d["cache_enabled"] = cpu_cache_enabled();
   return d;
 }
 
@@ -122,17 +139,19 @@ void bind_cuda(py::module_& m, py::class_<Tensor>& cls) {
   c.def("empty_cache", &cuda::empty_cache);
   c.def("sync_debug_enabled", &cuda::sync_debug_enabled);
 
+  // bm.cpu (python/bigmodel/cpu.py): the CPU allocator's figures and its large-block cache.
+  py::module_ cpum = m.def_submodule("_cpu", "CPU allocator: statistics and the large-block cache");
+  cpum.def("memory_stats", [] { return cpu_stats_dict(cpu_memory_stats()); });
+  cpum.def("reset_peak_memory_stats", &reset_cpu_peak_memory_stats);
+  cpum.def("empty_cache", &cpu_empty_cache);
+  cpum.def("cache_enabled", &cpu_cache_enabled);
+  cpum.def("set_cache_enabled", &set_cpu_cache_enabled, py::arg("enabled"));
+
   // bm.memory_stats("cpu") / ("cuda[:N]"): live and peak bytes of a device's allocator.
   m.def("memory_stats", [](py::object d) {
     Device dev = device_from(d, Device());
     if (dev.is_cuda()) return cuda_stats_dict(cuda::memory_stats(dev.index));
-    CpuMemoryStats s = cpu_memory_stats();
-    py::dict out;
-    out["allocated_bytes"] = s.allocated_bytes;
-    out["peak_allocated_bytes"] = s.peak_allocated_bytes;
-    out["num_allocs"] = s.num_allocs;
-    out["num_frees"] = s.num_frees;
-    return out;
+    return cpu_stats_dict(cpu_memory_stats());
   }, py::arg("device") = "cpu");
   m.def("reset_peak_memory_stats", [](py::object d) {
     Device dev = device_from(d, Device());
