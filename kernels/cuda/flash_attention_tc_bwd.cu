@@ -172,7 +172,12 @@ __global__ void __launch_bounds__(kThreads) flash_backward_tc(FlashParams p, flo
         for (int hf = 0; hf < 2; ++hf) {
           const int row = warp * 16 + g + hf * 8;
           const uint32_t addr = sdS + tile_off<64>(row, nt) + 4 * tig;
+#ifdef BIGMODEL_CUDA_EMU
+          const uint32_t packed = pack2<T>(dpt[nt][2 * hf], dpt[nt][2 * hf + 1]);
+          std::memcpy(bm_emu::smem_ptr(addr), &packed, 4);
+#else
           asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(pack2<T>(dpt[nt][2 * hf], dpt[nt][2 * hf + 1])));
+#endif
         }
       }
       __syncthreads();

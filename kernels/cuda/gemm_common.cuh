@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/cuda/gemm.h"
@@ -87,6 +89,29 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 
 // 16-byte global -> shared copy; bytes past src_bytes (0..16) are zero-filled, and with
 // src_bytes == 0 nothing is read, so out-of-range chunks cost no bounds branch in the loop.
+// The BIGMODEL_CUDA_EMU branches are the CUDA-on-CPU test build (tests/cuda_emu).
+#ifdef BIGMODEL_CUDA_EMU
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
+  unsigned char* d = bm_emu::smem_ptr(dst);
+  if (src_bytes > 0) std::memcpy(d, src, static_cast<size_t>(src_bytes));
+  std::memset(d + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() {}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) { bm_emu::ldmatrix_x4(r, addr, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) { bm_emu::ldmatrix_x4(r, addr, true); }
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    bm_emu::mma_16816_bf16(d, a, b0, b1);
+  else
+    bm_emu::mma_16816_f16(d, a, b0, b1);
+}
+__device__ __forceinline__ void mma_16832_s8(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  bm_emu::mma_16832_s8(d, a, b0, b1);
+}
+#else
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
@@ -134,6 +159,7 @@ __device__ __forceinline__ void mma_16832_s8(int (&d)[4], const uint32_t (&a)[4]
       : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif  // BIGMODEL_CUDA_EMU
 
 // ---- shared-memory tile layouts for the tensor-core kernels ----------------------------------
 // Both hold 128 x 64 bytes (128 x 32 halves, or 128 x 64 int8) with 16-byte chunks XOR-swizzled,

@@ -91,12 +91,20 @@ __device__ __forceinline__ void load_b_frags(uint32_t (&b)[2][4], uint32_t tile,
   }
 }
 
+#ifdef BIGMODEL_CUDA_EMU
+__device__ __forceinline__ void store_global_f32x2(void* p, float x, float y) {
+  const float v[2] = {x, y};
+  std::memcpy(p, v, sizeof v);
+}
+__device__ __forceinline__ void store_global_b32(void* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+#else
 __device__ __forceinline__ void store_global_f32x2(void* p, float x, float y) {
   asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"(__cvta_generic_to_global(p)), "f"(x), "f"(y) : "memory");
 }
 __device__ __forceinline__ void store_global_b32(void* p, uint32_t v) {
   asm volatile("st.global.b32 [%0], %1;\n" ::"l"(__cvta_generic_to_global(p)), "r"(v) : "memory");
 }
+#endif
 __device__ __forceinline__ uint16_t bits16(__half v) { return __half_as_ushort(v); }
 __device__ __forceinline__ uint16_t bits16(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
 

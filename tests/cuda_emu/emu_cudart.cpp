@@ -1,0 +1,256 @@
+// CUDA-on-CPU emulation: the CUDA runtime API calls bigmodel makes, over host memory
+// (-DBIGMODEL_CUDA=EMULATE only; this replaces libcudart in that build). Device memory is
+// malloc'ed host memory capped at BIGMODEL_EMU_MEM_MB (default 4096), so out-of-memory paths
+// run too; copies and launches finish before the call returns.
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace bm_emu {
+void set_func_max_dynamic_smem(const void* kernel, int bytes);
+cudaError_t take_last_error();
+cudaError_t peek_last_error();
+const char* last_error_message();
+}  // namespace bm_emu
+
+struct CUstream_st {
+  int priority = 0;
+};
+struct CUevent_st {
+  double ms = 0;
+  bool recorded = false;
+};
+
+namespace {
+
+std::mutex g_mem_mutex;
+std::unordered_map<void*, size_t> g_device_blocks;
+size_t g_device_used = 0;
+thread_local int t_device = 0;
+
+size_t device_capacity() {
+  static const size_t cap = [] {
+    const char* e = std::getenv("BIGMODEL_EMU_MEM_MB");
+    const long mb = e && *e ? std::atol(e) : 4096;
+    return static_cast<size_t>(mb > 0 ? mb : 4096) << 20;
+  }();
+  return cap;
+}
+
+double now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+cudaError_t check_device(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+
+}  // namespace
+
+extern "C" {
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+  *device = t_device;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
+  t_device = device;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int device) {
+  if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
+  switch (attr) {
+    case cudaDevAttrMultiProcessorCount: *value = 4; break;  // small grids keep emulation quick
+    case cudaDevAttrComputeCapabilityMajor: *value = 8; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
+    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrL2CacheSize: *value = 40 << 20; break;
+    case cudaDevAttrMaxThreadsPerMultiProcessor: *value = 2048; break;
+    default: *value = 0; break;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* prop, int device) {
+  if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "bigmodel CUDA emulator");
+  prop->major = 8;
+  prop->minor = 0;
+  prop->multiProcessorCount = 4;
+  prop->totalGlobalMem = device_capacity();
+  prop->sharedMemPerBlock = 48 * 1024;
+  prop->sharedMemPerBlockOptin = 227 * 1024;
+  prop->maxThreadsPerBlock = 1024;
+  prop->warpSize = 32;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
+  if (least) *least = 0;
+  if (greatest) *greatest = -5;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = 13000;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = 13000;
+  return cudaSuccess;
+}
+
+// ---- memory ------------------------------------------------------------------------------------
+cudaError_t cudaMalloc(void** ptr, size_t size) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  *ptr = nullptr;
+  const size_t rounded = (size + 255) / 256 * 256;
+  if (rounded > device_capacity() - g_device_used) return cudaErrorMemoryAllocation;
+  void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (!p) return cudaErrorMemoryAllocation;
+  std::memset(p, 0xCD, rounded);  // fresh device memory is not zero on a GPU either
+  g_device_blocks[p] = rounded;
+  g_device_used += rounded;
+  *ptr = p;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  auto it = g_device_blocks.find(ptr);
+  if (it == g_device_blocks.end()) return cudaErrorInvalidValue;
+  g_device_used -= it->second;
+  g_device_blocks.erase(it);
+  std::free(ptr);
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  *total = device_capacity();
+  *free_bytes = device_capacity() - g_device_used;
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** ptr, size_t size, unsigned int) {
+  *ptr = std::aligned_alloc(256, (size + 255) / 256 * 256 + 256);
+  return *ptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaMallocHost(void** ptr, size_t size) { return cudaHostAlloc(ptr, size, 0); }
+cudaError_t cudaFreeHost(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind) {
+  if (count) std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, count, kind);
+}
+cudaError_t cudaMemcpyPeerAsync(void* dst, int, const void* src, int, size_t count, cudaStream_t) {
+  if (count) std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* dst, int value, size_t count) {
+  if (count) std::memset(dst, value, count);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t) { return cudaMemset(dst, value, count); }
+
+// ---- streams and events ------------------------------------------------------------------------
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int, int priority) {
+  *s = new CUstream_st{priority};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+  return cudaStreamCreateWithPriority(s, flags, 0);
+}
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithPriority(s, 0, 0); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
+  *e = new CUevent_st{};
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  e->ms = now_ms();
+  e->recorded = true;
+  return cudaSuccess;
+}
+cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
+  *ms = static_cast<float>(end->ms - start->ms);
+  return cudaSuccess;
+}
+
+// ---- kernels and errors ----------------------------------------------------------------------------
+cudaError_t cudaFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || value > 227 * 1024) return cudaErrorInvalidValue;
+    bm_emu::set_func_max_dynamic_smem(func, value);
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) { return bm_emu::take_last_error(); }
+cudaError_t cudaPeekAtLastError(void) { return bm_emu::peek_last_error(); }
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    default: return "cudaError(emulated)";
+  }
+}
+const char* cudaGetErrorString(cudaError_t e) {
+  // A kernel fault carries the emulator's own account (kernel, block, thread, reason).
+  if (e == cudaErrorLaunchFailure || e == cudaErrorInvalidConfiguration) {
+    const char* m = bm_emu::last_error_message();
+    if (m && *m) return m;
+  }
+  return cudaGetErrorName(e);
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char*, void** fn, unsigned int, unsigned long long,
+                                             enum cudaDriverEntryPointQueryResult* status) {
+  *fn = nullptr;
+  if (status) *status = cudaDriverEntryPointSymbolNotFound;
+  return cudaErrorNotSupported;
+}
+
+}  // extern "C"
