@@ -5,7 +5,8 @@ from . import _C
 
 
 def _as_np(t):
-    return t.detach().numpy().astype(np.float64)
+    t = t.detach()
+    return (t.cpu() if t.is_cuda else t).numpy().astype(np.float64)
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
@@ -19,7 +20,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     out = fn(*inputs)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     outs = [o for o in outs if isinstance(o, _C.Tensor) and o.is_floating_point()]
-    weights = [_C._from_numpy_copy(rng.standard_normal(o.shape)) for o in outs]
+    weights = [_C._from_numpy_copy(rng.standard_normal(o.shape)).to(o.device) for o in outs]
 
     def objective():
         with _C_no_grad():
@@ -46,17 +47,25 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
             continue
         analytic = np.zeros(t.shape) if t.grad is None else _as_np(t.grad)
         numeric = np.zeros(t.shape)
-        data = t.detach().numpy()  # shares memory with t (CPU)
-        flat = data.reshape(-1) if data.flags.c_contiguous else None
-        if flat is None:
+        if not t.is_contiguous():
             raise ValueError("[gradcheck] inputs must be contiguous")
+        # A CPU input is perturbed in place through NumPy (shared memory); a CUDA input through
+        # a host copy written back before each evaluation.
+        data = t.detach().cpu().numpy().copy() if t.is_cuda else t.detach().numpy()
+        flat = data.reshape(-1)
+
+        def poke(i, value):
+            flat[i] = value
+            if t.is_cuda:
+                t.detach().copy_(_C._from_numpy_copy(data).to(t.device))
+
         for i in range(flat.size):
             orig = flat[i]
-            flat[i] = orig + eps
+            poke(i, orig + eps)
             plus = objective()
-            flat[i] = orig - eps
+            poke(i, orig - eps)
             minus = objective()
-            flat[i] = orig
+            poke(i, orig)
             numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if (err > 0).any():

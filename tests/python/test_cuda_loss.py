@@ -20,7 +20,7 @@ GRAD_TOL = {bm.float32: (1e-6, 1e-4), bm.float64: (1e-10, 1e-9), bm.float16: (2e
 
 
 def host(t):
-    t = t.cpu()
+    t = t.detach().cpu()
     return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
@@ -58,13 +58,13 @@ def run_both(fn, x, g=None):
 def test_fused_cross_entropy_matches_composed_cpu(rng, dtype, classes):
     n = 3 if classes >= 4096 else 13
     x = make(rng, (n, classes), dtype)
-    ignore = 1 if classes > 1 else 0
+    ignore = 1 if classes > 1 else -100  # with one class, ignoring it would leave no target (0/0)
     t = targets(rng, n, classes, ignore_index=ignore)
     w = bm.tensor(rng.uniform(0.1, 2.0, classes)).to(dtype)
     cases = [("mean", None, 0.0), ("sum", w, 0.0), ("none", w, 0.1), ("mean", w, 0.1), ("none", None, 0.0)]
     for reduction, weight, eps in cases:
-        if dtype == bm.float16 and eps > 0 and classes >= 4096:
-            continue  # the composed float16 smoothing sum (about 13 * C) overflows float16
+        if dtype == bm.float16 and eps > 0 and classes >= 1000:
+            continue  # the composed float16 smoothing sum (about 10 * 13 * C) overflows float16
         g = make(rng, (n,) if reduction == "none" else (), dtype, 1.0, 0.0)
 
         def fn(xs, cuda):

@@ -19,7 +19,7 @@ GRAD_TOL = {bm.float32: (1e-4, 1e-4), bm.float64: (1e-9, 1e-9), bm.float16: (5e-
 
 
 def host(t):
-    t = t.cpu()
+    t = t.detach().cpu()
     return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 

@@ -177,7 +177,7 @@ def test_where_backward_on_cuda(rng):
     a, b = make(rng, (33, 5), bm.float32), make(rng, (5,), bm.float32)
     grads = []
     for dev in ("cpu", "cuda"):
-        ad, bd = a.to(dev).requires_grad_(), b.to(dev).requires_grad_()
+        ad, bd = a.detach().to(dev).requires_grad_(), b.detach().to(dev).requires_grad_()
         (bm.where(c.to(dev), ad, bd) * 3).sum().backward()
         grads.append((ad.grad.cpu().numpy(), bd.grad.cpu().numpy()))
     np.testing.assert_array_equal(grads[0][0], grads[1][0])

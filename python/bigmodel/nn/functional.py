@@ -193,6 +193,15 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _call("l1_loss", input, target, reduction=None if reduction == "mean" else reduction)
 
 
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w * (t * log(p) + (1 - t) * log(1 - p)) for probabilities p in [0, 1], as PyTorch's
+    (the logs are clamped at -100, so p = 0 or 1 give a finite loss)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction("binary_cross_entropy", reduction)
+    return _call("binary_cross_entropy", input, target, weight=weight,
+                 reduction=None if reduction == "mean" else reduction)
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     reduction = _reduction(size_average, reduce, reduction)
@@ -254,7 +263,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 __all__ = ["relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "softmax", "log_softmax",
            "linear", "embedding", "one_hot", "dropout", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
-           "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "flatten", "batch_norm", "layer_norm"]
 
 
