@@ -277,10 +277,18 @@ void max_backward_typed(const Tensor& grad_input, const Tensor& grad_output, con
   T* gx = grad_input.data<T>();
   parallel_for(P, plane_parallel(P, P * (HW + L)), [&](int64_t pl) {
     T* xp = gx + pl * HW;
-    std::fill(xp, xp + HW, T(0));
     const T* gp = gy + pl * L;
     const int64_t* ip = idx + pl * L;
-    for (int64_t j = 0; j < L; ++j) xp[ip[j]] = static_cast<T>(static_cast<C>(xp[ip[j]]) + static_cast<C>(gp[j]));
+    if constexpr (std::is_same_v<C, T>) {
+      std::fill(xp, xp + HW, T(0));
+      for (int64_t j = 0; j < L; ++j) xp[ip[j]] += gp[j];
+    } else {
+      // Half types sum overlapping windows in float and round once, as the CUDA kernel does.
+      thread_local std::vector<C> acc;
+      acc.assign(static_cast<size_t>(HW), C(0));
+      for (int64_t j = 0; j < L; ++j) acc[ip[j]] += static_cast<C>(gp[j]);
+      for (int64_t k = 0; k < HW; ++k) xp[k] = static_cast<T>(acc[k]);
+    }
   });
 }
 

@@ -200,24 +200,19 @@ __global__ void avg_pool_backward_kernel(S<T>* gx, const S<T>* gy, int64_t total
   }
 }
 
-// atomic gx += g in the element type (half types add in half precision, as the hardware does).
-__device__ __forceinline__ void atomic_add_elem(float* p, float v) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_add_elem(double* p, double v) { atomicAdd(p, v); }
+// gx[idx] += g through atomics. Half types add into a float32 scratch buffer (A = float),
+// rounded once by narrow_kernel: adding in half precision would round at every add, in the
+// order the atomics land, so overlapping windows would give run-to-run differences of a few
+// half ulps.
+template <typename T, typename A>
+__global__ void max_backward_kernel(A* gx, const S<T>* gy, const int64_t* idx, int64_t total, int64_t L,
+                                    int64_t HW) {
+  BM_GRID_STRIDE(i, total) atomicAdd(gx + (i / L) * HW + idx[i], static_cast<A>(ElemTraits<T>::load(gy[i])));
+}
 
 template <typename T>
-__global__ void max_backward_kernel(S<T>* gx, const S<T>* gy, const int64_t* idx, int64_t total, int64_t L,
-                                    int64_t HW) {
-  using E = ElemTraits<T>;
-  BM_GRID_STRIDE(i, total) {
-    auto* dst = gx + (i / L) * HW + idx[i];
-    if constexpr (std::is_same_v<T, Half>) {
-      atomicAdd(reinterpret_cast<__half*>(dst), __ushort_as_half(gy[i]));
-    } else if constexpr (std::is_same_v<T, BFloat16>) {
-      atomicAdd(reinterpret_cast<__nv_bfloat16*>(dst), __ushort_as_bfloat16(gy[i]));
-    } else {
-      atomic_add_elem(dst, E::load(gy[i]));
-    }
-  }
+__global__ void narrow_kernel(S<T>* out, const float* in, int64_t n) {
+  BM_GRID_STRIDE(i, n) out[i] = ElemTraits<T>::store(in[i]);
 }
 
 template <typename T>
@@ -319,15 +314,25 @@ void adaptive_avg_pool2d_backward_cuda(const Tensor& grad_input, const Tensor& g
 void max_pool_backward_cuda(const Tensor& grad_input, const Tensor& grad_output, const Tensor& indices) {
   DeviceGuard guard(grad_input.device().index);
   cudaStream_t s = current_cuda_stream(grad_input.device().index);
-  BM_CUDA_CHECK(cudaMemsetAsync(grad_input.data_ptr(), 0, grad_input.nbytes(), s));  // 0 bits are +0.0
   const int64_t n = grad_output.numel();
-  if (n == 0) return;
   BM_DISPATCH_FLOATING(grad_output.dtype(), "max_pool_backward", [&] {
-    max_backward_kernel<scalar_t><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
-        ptr<scalar_t>(grad_input), ptr<scalar_t>(grad_output), indices.data<int64_t>(), n, grad_output.size(1),
-        grad_input.size(1));
+    using A = typename ElemTraits<scalar_t>::wide;
+    const bool half = !std::is_same_v<A, S<scalar_t>>;
+    Tensor acc = half ? Tensor::empty(grad_input.sizes(), DType::Float32, grad_input.device()) : grad_input;
+    BM_CUDA_CHECK(cudaMemsetAsync(acc.data_ptr(), 0, acc.nbytes(), s));  // 0 bits are +0.0
+    if (n > 0) {
+      max_backward_kernel<scalar_t, A><<<grid_blocks(n, kThreads), kThreads, 0, s>>>(
+          static_cast<A*>(acc.data_ptr()), ptr<scalar_t>(grad_output), indices.data<int64_t>(), n,
+          grad_output.size(1), grad_input.size(1));
+      BM_CUDA_CHECK_LAUNCH();
+    }
+    if (half) {
+      const int64_t m = grad_input.numel();
+      narrow_kernel<scalar_t><<<grid_blocks(m, kThreads), kThreads, 0, s>>>(ptr<scalar_t>(grad_input),
+                                                                          acc.data<float>(), m);
+      BM_CUDA_CHECK_LAUNCH();
+    }
   });
-  BM_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace

@@ -30,6 +30,7 @@
 #undef __shared__
 #define __shared__ static
 #define __launch_bounds__(...)
+#undef __grid_constant__
 #define __grid_constant__
 
 // Device code's global min/max (floating point: fminf/fmaxf, which ignore a NaN operand).
