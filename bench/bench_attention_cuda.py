@@ -5,12 +5,16 @@ forward+backward. CUDA events after warm-up, median of repeats (repeats sized to
 FLOPs: forward 4*B*H*N*N*d (two matmuls), forward+backward 3.5x that (backward = five
 matmuls), halved when causal. One summary line per case with the ratio ours/torch, and with
 the cuDNN baseline (bm.backends.attention = "cudnn", cuDNN's fused SDPA) in the same run, ours/cudnn.
-Usage: python bench/bench_attention_cuda.py [--n 512,1024,...] [--d 64,128] [--fwd-only] [--no-cudnn]"""
+A peer that is missing or fails prints "peer unavailable: ..." (its columns read nan) and the
+case keeps our numbers; a case of ours that raises prints "FAIL ..." and the exit status is 1.
+Usage: python bench/bench_attention_cuda.py [--n 512,1024,...] [--d 64,128] [--fwd-only] [--no-cudnn]
+       [--smoke]   (--smoke: B=1 H=2 N=64,100 d=64,128, 2 reps: checks the script, not speed)"""
 import argparse
 import sys
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
 
 def timed(fn, event_cls):
@@ -37,8 +41,8 @@ def cudnn_missing():
     try:
         with_backend("cudnn", lambda: bm.nn.functional.scaled_dot_product_attention(q, q, q))()
         return None
-    except RuntimeError as e:  # NotImplementedError (built without it) or a cuDNN failure
-        return str(e)
+    except Exception as e:  # noqa: BLE001 - NotImplementedError (built without it), a cuDNN failure
+        return first_line(e)
 
 
 def main():
@@ -49,24 +53,29 @@ def main():
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--fwd-only", action="store_true")
     ap.add_argument("--no-cudnn", action="store_true", help="skip the cuDNN baseline columns")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.d, args.batch, args.heads = "64,100", "64,128", 1, 2
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    try:
-        import torch
+    _cuda_timing.smoke_mode(args.smoke)
+    torch, why = torch_cuda_peer()
+    if torch is not None and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        torch, why = None, f"torch {torch.__version__} has no F.scaled_dot_product_attention (needs >= 2.0)"
+    have_torch = torch is not None
+    if have_torch:
         import torch.nn.functional as TF
-        have_torch = torch.cuda.is_available()
-    except ImportError:
-        have_torch = False
-    if not have_torch:
-        print("note: PyTorch with CUDA not found; ratios are n/a")
+    else:
+        peer_unavailable("torch (CUDA)", why)
     F = bm.nn.functional
     B, H = args.batch, args.heads
     rows = []
     cudnn_why = "skipped (--no-cudnn)" if args.no_cudnn else cudnn_missing()
     if cudnn_why:
-        print(f"note: no cuDNN attention columns: {cudnn_why}")
+        peer_unavailable("cudnn attention", cudnn_why)
+    failed = []
     cudnn_tflops = {}  # (mode, d, n, causal) -> cuDNN TFLOP/s
     for d in (int(x) for x in args.d.split(",")):
         for n in (int(x) for x in args.n.split(",")):
@@ -99,14 +108,26 @@ def main():
                         if not have_torch:
                             theirs = None
                         fl = 3.5 * flops
-                    ms = timed(ours, bm.cuda.Event)
-                    tms = timed(theirs, torch.cuda.Event) if theirs else float("nan")
+                    label = f"{mode} N={n} d={d} causal={int(causal)}"
+                    try:
+                        ms = timed(ours, bm.cuda.Event)
+                    except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
+                        print(f"FAIL attention {label}: {first_line(e)}", flush=True)
+                        failed.append(label)
+                        continue
+                    tms = float("nan")
+                    if theirs:
+                        try:
+                            tms = timed(theirs, torch.cuda.Event)
+                        except Exception as e:  # noqa: BLE001
+                            peer_unavailable("torch", first_line(e), label)
+                            theirs = None
                     cms = float("nan")
                     if not cudnn_why:
                         try:
                             cms = timed(with_backend("cudnn", ours), bm.cuda.Event)
-                        except RuntimeError as e:  # a case cuDNN rejects: say so, keep going
-                            print(f"note: cuDNN {mode} N={n} d={d} causal={int(causal)}: {e}")
+                        except Exception as e:  # noqa: BLE001 - a case cuDNN rejects: say so, keep going
+                            peer_unavailable("cudnn", first_line(e), label)
                     cudnn_tflops[(mode, d, n, causal)] = fl / cms / 1e9
                     rows.append((mode, d, n, causal, ms, fl / ms / 1e9, tms, fl / tms / 1e9 if theirs else float("nan")))
                     r = rows[-1]
@@ -134,7 +155,9 @@ def main():
                              for m, dd, n, c, _, o, _, _ in rows if m == mode and dd == d and c == causal]
                     if cells:
                         print(f"{mode:7s} d={d:3d} causal={int(causal)}  " + "  ".join(cells))
-    return 0
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,20 +4,21 @@ importable. conv2d forward, and forward + backward (input and weight gradients),
 ResNet-style layers (batch 32) and the article CNN's two layers (batch 64), in float32 (true
 fp32: PyTorch's TF32 is switched off) and bfloat16; pooling as GB/s against a device copy.
 CUDA events after warm-up, median of repeats. One summary line per case with the ratios.
+A peer that is missing or fails prints "peer unavailable: ..." (its column reads -); a case of
+ours that raises prints "FAIL ..." and the exit status is 1.
 
-    python bench/bench_conv_cuda.py [--reps 20] [--quick]
+    python bench/bench_conv_cuda.py [--reps 20] [--quick] [--smoke]
 """
 import argparse
 import sys
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
-try:
-    import torch
-    HAVE_TORCH = torch.cuda.is_available()
-except Exception:  # noqa: BLE001  (no PyTorch, or one without CUDA)
-    torch, HAVE_TORCH = None, False
+torch, TORCH_WHY = torch_cuda_peer()
+HAVE_TORCH = torch is not None
+FAILED = []
 
 # name, N, C, O, H (= W), k, stride, padding
 LAYERS = [
@@ -30,6 +31,12 @@ LAYERS = [
     ("resnet 1024->256 1x1 14", 32, 1024, 256, 14, 1, 1, 0),
     ("article 1->32 3x3 28", 64, 1, 32, 28, 3, 1, 0),
     ("article 32->64 3x3 26", 64, 32, 64, 26, 3, 1, 0),
+]
+# --smoke: odd sizes that still take the 3x3, strided and 1x1 paths, small enough to emulate.
+SMOKE_LAYERS = [
+    ("smoke 3->8 3x3 9", 2, 3, 8, 9, 3, 1, 1),
+    ("smoke 8->16 3x3 s2 10", 2, 8, 16, 10, 3, 2, 1),
+    ("smoke 16->8 1x1 7", 2, 16, 8, 7, 1, 1, 0),
 ]
 
 
@@ -61,14 +68,20 @@ def conv_case(layer, dtype_name, reps):
         bm.conv2d(xg, wg, stride=s, padding=p).backward(gy)
 
     res = {}
+    label = f"conv {name} {dtype_name}"
     for backend in ("ours", "cudnn"):
-        bm.backends.conv = backend
         try:
+            bm.backends.conv = backend
             res[backend] = (median_ms(fwd, bm.cuda.Event, reps), median_ms(fwd_bwd, bm.cuda.Event, reps))
-        except RuntimeError as e:  # a build without cuDNN
-            print(f"  {backend}: {e}")
+        except Exception as e:  # noqa: BLE001 - a build without cuDNN, or a case it rejects
+            if backend == "ours":
+                print(f"FAIL {label}: {first_line(e)}", flush=True)
+                FAILED.append(label)
+            else:
+                peer_unavailable(backend, first_line(e), label)
             res[backend] = (None, None)
-    bm.backends.conv = "ours"
+        finally:
+            bm.backends.conv = "ours"
     res["torch"] = (None, None)
     if HAVE_TORCH:
         tdt = getattr(torch, dtype_name)
@@ -86,7 +99,10 @@ def conv_case(layer, dtype_name, reps):
             twg.grad = None
             torch.nn.functional.conv2d(txg, twg, stride=s, padding=p).backward(tgy)
 
-        res["torch"] = (median_ms(tfwd, torch.cuda.Event, reps), median_ms(tfwd_bwd, torch.cuda.Event, reps))
+        try:
+            res["torch"] = (median_ms(tfwd, torch.cuda.Event, reps), median_ms(tfwd_bwd, torch.cuda.Event, reps))
+        except Exception as e:  # noqa: BLE001
+            peer_unavailable("torch", first_line(e), label)
     for i, mode in enumerate(("fwd", "fwd+bwd")):
         ours, cudnn, tch = res["ours"][i], res["cudnn"][i], res["torch"][i]
         mult = 1 if i == 0 else 3
@@ -96,8 +112,8 @@ def conv_case(layer, dtype_name, reps):
               flush=True)
 
 
-def pool_cases(reps):
-    n, c, hw = 32, 64, 112
+def pool_cases(reps, smoke=False):
+    n, c, hw = (2, 3, 17) if smoke else (32, 64, 112)
     x = bm.randn(n, c, hw, hw).cuda()
     out = bm.empty(n, c, hw, hw, device="cuda")
     ms = median_ms(lambda: out.copy_(x), bm.cuda.Event, reps)
@@ -105,8 +121,8 @@ def pool_cases(reps):
     print(f"pool device copy f32 {n}x{c}x{hw}x{hw}: {ms:.3f} ms, {copy_gbs:.0f} GB/s")
     xg = x.detach().requires_grad_(True)
     cases = [
-        ("max_pool2d 3x3 s2 p1", lambda: bm.max_pool2d(x, 3, 2, 1), 56 * 56, True),
-        ("avg_pool2d 2x2 s2", lambda: bm.avg_pool2d(x, 2), 56 * 56, False),
+        ("max_pool2d 3x3 s2 p1", lambda: bm.max_pool2d(x, 3, 2, 1), ((hw - 1) // 2 + 1) ** 2, True),
+        ("avg_pool2d 2x2 s2", lambda: bm.avg_pool2d(x, 2), (hw // 2) ** 2, False),
         ("adaptive_avg_pool2d 1x1", lambda: bm.adaptive_avg_pool2d(x, 1), 1, False),
     ]
     for name, fn, out_plane, indices in cases:
@@ -131,21 +147,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="float32 and bfloat16 of three layers only")
+    ap.add_argument("--smoke", action="store_true", help="tiny layers, 2 reps: checks the script, not speed")
     args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
+    _cuda_timing.smoke_mode(args.smoke)
+    if not HAVE_TORCH:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
     if HAVE_TORCH:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False  # true fp32, as ours and bm's cuDNN backend
         torch.backends.cuda.matmul.allow_tf32 = False
     print(f"PyTorch: {torch.__version__ if HAVE_TORCH else 'not available'}")
-    layers = [LAYERS[0], LAYERS[4], LAYERS[8]] if args.quick else LAYERS
+    layers = SMOKE_LAYERS if args.smoke else [LAYERS[0], LAYERS[4], LAYERS[8]] if args.quick else LAYERS
     for dtype_name in ("float32", "bfloat16"):
         for layer in layers:
             conv_case(layer, dtype_name, args.reps)
-    pool_cases(args.reps)
-    return 0
+    try:
+        pool_cases(args.reps, args.smoke)
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL pool: {first_line(e)}", flush=True)
+        FAILED.append("pool")
+    if FAILED:
+        print(f"FAILED cases ({len(FAILED)}): {', '.join(FAILED)}")
+    return 1 if FAILED else 0
 
 
 if __name__ == "__main__":

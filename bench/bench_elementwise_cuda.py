@@ -2,40 +2,58 @@
 same-dtype device copy (cudaMemcpyAsync) and, where PyTorch with CUDA is importable, the same
 op in PyTorch on the same GPU; timed with CUDA events after warm-up, median of repeats.
 Bytes counted: each input read once plus the output written once (random ops: output only).
-One summary line per case. Usage: python bench/bench_elementwise_cuda.py"""
+One summary line per case; a case whose peer fails prints "peer unavailable: ..." and keeps
+its own numbers; a case of ours that raises prints "FAIL ..." and the exit status is 1.
+Usage: python bench/bench_elementwise_cuda.py [--smoke]   (--smoke: 4096 elements, 2 reps)"""
+import argparse
+import math
 import sys
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
-try:  # the peer, when the machine has it
-    import torch
-    if not torch.cuda.is_available():
-        torch = None
-except Exception:  # noqa: BLE001 - any import failure just drops the column
-    torch = None
+torch, TORCH_WHY = torch_cuda_peer()
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 reps: checks the script, not speed")
+    args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    n = 1 << 28  # 1 GiB of float32 per tensor: far past L2
+    _cuda_timing.smoke_mode(args.smoke)
+    if TORCH_WHY:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
+    n = 1 << 12 if args.smoke else 1 << 28  # 1 GiB of float32 per tensor: far past L2
+    side = math.isqrt(n)  # n is a power of 4: a square view for the transposed cases
     a = bm.rand(n, device="cuda")
     b = bm.ones(n, device="cuda")
     out = bm.empty(n, device="cuda")
     ta = torch.rand(n, device="cuda") if torch else None
     rows = []  # (name, ms, bytes moved, torch ms or None)
+    failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = median_ms(fn, bm.cuda.Event)
-        tms = median_ms(torch_fn, torch.cuda.Event) if (torch and torch_fn) else None
+        try:
+            ms = median_ms(fn, bm.cuda.Event)
+        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
+            print(f"FAIL {name}: {first_line(e)}", flush=True)
+            failed.append(name)
+            return
+        tms = None
+        if torch and torch_fn:
+            try:
+                tms = median_ms(torch_fn, torch.cuda.Event)
+            except Exception as e:  # noqa: BLE001
+                peer_unavailable("torch", first_line(e), name)
         rows.append((name, ms, nbytes, tms))
 
     case("copy f32 (memcpy)", lambda: out.copy_(a), 2 * 4 * n)
-    copy_gbs = rows[0][2] / rows[0][1] / 1e6
-    strided = a.view(1 << 14, 1 << 14).t()
-    out2 = bm.empty(1 << 14, 1 << 14, device="cuda")
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6 if rows else float("nan")
+    strided = a.view(side, side).t()
+    out2 = bm.empty(side, side, device="cuda")
     case("copy f32 transposed", lambda: out2.copy_(strided), 2 * 4 * n)
     half = bm.empty(n, dtype=bm.float16, device="cuda")
     case("cast f32->f16", lambda: half.copy_(a), (4 + 2) * n)
@@ -78,7 +96,9 @@ def main():
         gbs = nbytes / t / 1e6
         ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"  # > 1: bigmodel faster
         print(f"{name:28s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    return 0
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

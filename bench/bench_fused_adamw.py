@@ -10,8 +10,11 @@ float32 state, fused and per-tensor, without and with float32 master weights (ma
 their bytes per parameter: 22 (read p, g, m, v; write p, m, v) and 30 (+ read/write the master).
 The torch bf16 row is PyTorch's AdamW on bfloat16 parameters (its state is bfloat16: 14 bytes).
 
-Usage: python bench/bench_fused_adamw.py [--device cpu|cuda] [--small] [--reps N] [--no-bf16]
-One summary line per case; --small uses a ~1M-parameter model for a quick check."""
+Usage: python bench/bench_fused_adamw.py [--device cpu|cuda] [--small] [--smoke] [--reps N] [--no-bf16]
+One summary line per case; --small uses a ~1M-parameter model for a quick check, --smoke a
+~10K-parameter one and 2 reps (checks the script on the CUDA emulation build, not speed).
+A missing or failing PyTorch prints "peer unavailable: ..."; a case of ours that raises
+prints "FAIL ..." and the exit status is 1."""
 import argparse
 import statistics
 import sys
@@ -24,8 +27,37 @@ from bigmodel import nn, optim
 
 try:  # the peer, when the machine has it
     import torch
-except Exception:  # noqa: BLE001 - any import failure just drops the column
-    torch = None
+    TORCH_WHY = None
+except Exception as e:  # noqa: BLE001 - any import failure just drops the column
+    torch, TORCH_WHY = None, f"torch not importable ({type(e).__name__}: {e})"
+
+FAILED = []
+
+
+def peer_unavailable(peer, reason, case=None):
+    where = f" [{case}]" if case else ""
+    print(f"peer unavailable: {peer}{where}: {reason}", flush=True)
+
+
+def torch_peer(dev):
+    """True when PyTorch can run the peer rows on dev; otherwise prints why, once."""
+    if torch is None:
+        peer_unavailable("torch", TORCH_WHY)
+        return False
+    if dev == "cuda" and not torch.cuda.is_available():
+        peer_unavailable("torch (CUDA)", f"torch {torch.__version__} sees no CUDA device")
+        return False
+    return True
+
+
+def torch_adamw(tp, dev):
+    """PyTorch's fastest AdamW for dev (fused on CUDA: torch >= 2.0), or None after saying why."""
+    try:
+        return torch.optim.AdamW(tp, lr=1e-4, weight_decay=0.1,
+                                 **({"fused": True} if dev == "cuda" else {"foreach": True}))
+    except Exception as e:  # noqa: BLE001 - e.g. a torch without fused AdamW
+        peer_unavailable("torch AdamW", f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        return None
 
 
 def gpt2_shapes(d=768, layers=12, vocab=50257, ctx=1024):
@@ -78,6 +110,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if bm.cuda.is_available() else "cpu")
     ap.add_argument("--small", action="store_true", help="a ~1M-parameter model (quick check)")
+    ap.add_argument("--smoke", action="store_true", help="a ~10K-parameter model, 2 reps (script check)")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 (mixed-precision) rows")
     args = ap.parse_args()
@@ -85,8 +118,12 @@ def main():
     if dev == "cuda" and not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    shapes = gpt2_shapes(d=128, layers=2, vocab=5000, ctx=256) if args.small else gpt2_shapes()
-    reps = args.reps or (20 if dev == "cuda" else 5)
+    if args.smoke:
+        shapes = gpt2_shapes(d=16, layers=1, vocab=300, ctx=32)
+    else:
+        shapes = gpt2_shapes(d=128, layers=2, vocab=5000, ctx=256) if args.small else gpt2_shapes()
+    reps = args.reps or (2 if args.smoke else 20 if dev == "cuda" else 5)
+    have_torch = torch_peer(dev)
     n = sum(int(np.prod(s)) for s in shapes)
     rng = np.random.default_rng(0)
     host = [(rng.standard_normal(s) * 0.02).astype(np.float32) for s in shapes]
@@ -112,53 +149,62 @@ def main():
         try:
             ms = t(opt.step, reps)
         except Exception as e:  # noqa: BLE001 - e.g. an op of the loop path without a CUDA kernel
-            print(f"{name:11s} n/a ({str(e).splitlines()[0][:100]})")
+            print(f"FAIL adamw {name}: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True)
+            FAILED.append(name)
             continue
         finally:
             del opt
         rows.append((name, ms))
 
     torch_ms = None
-    if torch is not None and (dev == "cpu" or torch.cuda.is_available()):
+    if have_torch:
         tdev = "cuda" if dev == "cuda" else "cpu"
         tp = [torch.nn.Parameter(torch.tensor(a, device=tdev)) for a in host]
         for p, g in zip(tp, grads):
             p.grad = torch.tensor(g, device=tdev)
-        topt = torch.optim.AdamW(tp, lr=1e-4, weight_decay=0.1, **({"fused": True} if dev == "cuda" else
-                                                                    {"foreach": True}))
-        torch_ms = torch_timer(dev)(topt.step, reps)
-        print(f"torch       {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
-              f"{step_bytes / torch_ms / 1e6:7.1f} GB/s")
+        topt = torch_adamw(tp, dev)
+        try:
+            torch_ms = torch_timer(dev)(topt.step, reps) if topt is not None else None
+        except Exception as e:  # noqa: BLE001
+            peer_unavailable("torch AdamW", f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        if torch_ms:
+            print(f"torch       {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
+                  f"{step_bytes / torch_ms / 1e6:7.1f} GB/s")
 
     for name, ms in rows:
         gbs = step_bytes / ms / 1e6
-        vs_torch = f"  vs torch {torch_ms / ms:5.2f}x speed" if torch_ms else "  vs torch n/a (torch not importable)"
+        vs_torch = f"  vs torch {torch_ms / ms:5.2f}x speed" if torch_ms else "  vs torch n/a (peer unavailable)"
         print(f"adamw {name:11s} n={n / 1e6:.1f}M  {ms:9.3f} ms  {gbs:7.1f} GB/s  {gbs / copy_gbs:5.2f} of copy"
               f"{vs_torch}")
     if len(rows) == 2:
         print(f"fused / per-tensor speedup: {rows[1][1] / rows[0][1]:.2f}x")
     if not args.no_bf16:
         del params
-        bench_bf16(dev, t, host, grads, n, reps, copy_gbs)
-    return 0
+        bench_bf16(dev, t, host, grads, n, reps, copy_gbs, have_torch)
+    if FAILED:
+        print(f"FAILED cases ({len(FAILED)}): {', '.join(FAILED)}")
+    return 1 if FAILED else 0
 
 
-def bench_bf16(dev, t, host, grads, n, reps, copy_gbs):
+def bench_bf16(dev, t, host, grads, n, reps, copy_gbs, have_torch):
     """bfloat16 parameters + float32 state: fused vs per-tensor, plain and with master weights."""
     params = [nn.Parameter(bm.tensor(a).to(dev).to(dtype=bm.bfloat16)) for a in host]
     for p, g in zip(params, grads):
         p.grad = bm.tensor(g).to(dev).to(dtype=bm.bfloat16)
     torch_ms = None
-    if torch is not None and (dev == "cpu" or torch.cuda.is_available()):
+    if have_torch:
         tdev = "cuda" if dev == "cuda" else "cpu"
         tp = [torch.nn.Parameter(torch.tensor(a, device=tdev).bfloat16()) for a in host]
         for p, g in zip(tp, grads):
             p.grad = torch.tensor(g, device=tdev).bfloat16()
-        topt = torch.optim.AdamW(tp, lr=1e-4, weight_decay=0.1, **({"fused": True} if dev == "cuda" else
-                                                                    {"foreach": True}))
-        torch_ms = torch_timer(dev)(topt.step, reps)
-        print(f"torch bf16  {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
-              f"{14 * n / torch_ms / 1e6:7.1f} GB/s (bf16 state)")
+        topt = torch_adamw(tp, dev)
+        try:
+            torch_ms = torch_timer(dev)(topt.step, reps) if topt is not None else None
+        except Exception as e:  # noqa: BLE001 - e.g. an old CPU torch without bfloat16 foreach kernels
+            peer_unavailable("torch bf16 AdamW", f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        if torch_ms:
+            print(f"torch bf16  {'fused' if dev == 'cuda' else 'foreach'}  {torch_ms:9.3f} ms  "
+                  f"{14 * n / torch_ms / 1e6:7.1f} GB/s (bf16 state)")
     results = {}
     for master in (False, True):
         for name, kw in (("fused", {}), ("per-tensor", {"foreach": False})):
@@ -166,7 +212,9 @@ def bench_bf16(dev, t, host, grads, n, reps, copy_gbs):
             try:
                 ms = t(opt.step, reps)
             except Exception as e:  # noqa: BLE001 - e.g. an op of the loop path without a CUDA kernel
-                print(f"adamw bf16 {name}{'+master' if master else ''} n/a ({str(e).splitlines()[0][:100]})")
+                label = f"bf16 {name}{'+master' if master else ''}"
+                print(f"FAIL adamw {label}: {type(e).__name__}: {str(e).splitlines()[0][:100]}", flush=True)
+                FAILED.append(label)
                 continue
             finally:
                 del opt

@@ -5,19 +5,19 @@ F.gelu(F.linear(x, W, b), approximate="tanh") on the same GPU; also F.linear wit
 (bias in the epilogue vs matmul + add), and forward + backward (the GELU path then also writes
 the pre-activation as the GEMM's aux output). Both GEMM backends (ours, cublas). CUDA events
 after warm-up, median of repeats. One summary line per case; 'vs unfused' and 'vs torch' > 1
-mean the fused bigmodel op is faster. Usage: python bench/bench_linear_cuda.py [--quick]"""
+mean the fused bigmodel op is faster. The cublas rows are a peer: when cuBLASLt is missing or
+fails they print "peer unavailable: ..." instead, as does a missing PyTorch (column -); a case
+of ours that raises prints "FAIL ..." and the exit status is 1.
+Usage: python bench/bench_linear_cuda.py [--quick] [--smoke]   (--smoke: tiny odd shapes, 2 reps)"""
+import argparse
 import sys
 
 import bigmodel as bm
 import bigmodel.nn.functional as F
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
-try:  # the peer, when the machine has it
-    import torch
-    if not torch.cuda.is_available():
-        torch = None
-except Exception:  # noqa: BLE001 - any import failure just drops the column
-    torch = None
+torch, TORCH_WHY = torch_cuda_peer()
 
 # (name, rows = batch * seq, in_features, out_features, activation)
 SHAPES = [
@@ -26,6 +26,10 @@ SHAPES = [
     ("c_attn 8x1024 768->2304 bias", 8 * 1024, 768, 2304, "none"),
 ]
 QUICK_SHAPES = SHAPES[:2]
+SMOKE_SHAPES = [  # odd sizes: every tile has a tail
+    ("smoke 37 48->80 gelu_tanh", 37, 48, 80, "gelu_tanh"),
+    ("smoke 37 80->24 bias", 37, 80, 24, "none"),
+]
 
 
 def unfused(x, w, b, act):
@@ -43,19 +47,32 @@ def torch_op(x, w, b, act):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="bfloat16, two shapes, 10 reps")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
+    args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    quick = "--quick" in sys.argv
+    _cuda_timing.smoke_mode(args.smoke)
+    if TORCH_WHY:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
+    quick = args.quick
     reps = 10 if quick else 30
     dtypes = [bm.bfloat16] if quick else [bm.bfloat16, bm.float32]
     tnames = {bm.float32: "float32", bm.bfloat16: "bfloat16"}
+    shapes = SMOKE_SHAPES if args.smoke else QUICK_SHAPES if quick else SHAPES
     before = bm.backends.gemm
     rows = []  # (name, fused ms, unfused ms, torch ms or None, flops)
+    failed = []
     try:
         for backend in ["ours", "cublas"]:
-            bm.backends.gemm = backend
-            for name, m, k, n, act in (QUICK_SHAPES if quick else SHAPES):
+            try:
+                bm.backends.gemm = backend
+            except Exception as e:  # noqa: BLE001 - a build that cannot select it
+                peer_unavailable(backend, first_line(e))
+                continue
+            for name, m, k, n, act in shapes:
                 for dt in dtypes:
                     x = bm.randn(m, k, device="cuda").to(dt)
                     w = (bm.randn(n, k, device="cuda") * (k ** -0.5)).to(dt)
@@ -70,13 +87,24 @@ def main():
                         tg = torch.randn(m, n, device="cuda", dtype=tdt)
                     label = f"{backend:6s} {name} {tnames[dt]}"
                     flops = 2.0 * m * n * k
-                    with bm.no_grad():
-                        f_ms = median_ms(lambda: fused(x, w, b, act), bm.cuda.Event, reps)
-                        u_ms = median_ms(lambda: unfused(x, w, b, act), bm.cuda.Event, reps)
+                    try:
+                        with bm.no_grad():
+                            f_ms = median_ms(lambda: fused(x, w, b, act), bm.cuda.Event, reps)
+                            u_ms = median_ms(lambda: unfused(x, w, b, act), bm.cuda.Event, reps)
+                    except Exception as e:  # noqa: BLE001 - cuBLASLt missing: a peer; ours: a failure
+                        if backend == "ours":
+                            print(f"FAIL fwd {label}: {first_line(e)}", flush=True)
+                            failed.append(f"fwd {label}")
+                        else:
+                            peer_unavailable(backend, first_line(e), label.strip())
+                        continue
                     t_ms = None
                     if torch:
-                        with torch.no_grad():
-                            t_ms = median_ms(lambda: torch_op(tx, tw, tb, act), torch.cuda.Event, reps)
+                        try:
+                            with torch.no_grad():
+                                t_ms = median_ms(lambda: torch_op(tx, tw, tb, act), torch.cuda.Event, reps)
+                        except Exception as e:  # noqa: BLE001
+                            peer_unavailable("torch", first_line(e), label)
                     rows.append((f"fwd     {label}", f_ms, u_ms, t_ms, flops))
 
                     # Forward + backward (dX, dW, db): 3x the forward's flops.
@@ -88,8 +116,16 @@ def main():
                         wl.grad = None
                         bl.grad = None
 
-                    f_ms = median_ms(lambda: step(fused), bm.cuda.Event, reps)
-                    u_ms = median_ms(lambda: step(unfused), bm.cuda.Event, reps)
+                    try:
+                        f_ms = median_ms(lambda: step(fused), bm.cuda.Event, reps)
+                        u_ms = median_ms(lambda: step(unfused), bm.cuda.Event, reps)
+                    except Exception as e:  # noqa: BLE001
+                        if backend == "ours":
+                            print(f"FAIL fwd+bwd {label}: {first_line(e)}", flush=True)
+                            failed.append(f"fwd+bwd {label}")
+                        else:
+                            peer_unavailable(backend, first_line(e), f"fwd+bwd {label.strip()}")
+                        continue
                     t_ms = None
                     if torch:
                         twl, tbl = tw.detach().requires_grad_(), tb.detach().requires_grad_()
@@ -99,7 +135,10 @@ def main():
                             torch_op(xl, twl, tbl, act).backward(tg)
                             twl.grad = None
                             tbl.grad = None
-                        t_ms = median_ms(torch_step, torch.cuda.Event, reps)
+                        try:
+                            t_ms = median_ms(torch_step, torch.cuda.Event, reps)
+                        except Exception as e:  # noqa: BLE001
+                            peer_unavailable("torch", first_line(e), f"fwd+bwd {label}")
                     rows.append((f"fwd+bwd {label}", f_ms, u_ms, t_ms, 3 * flops))
                     del x, w, b, g, tx, tw, tb, tg
     finally:
@@ -111,7 +150,9 @@ def main():
     for name, f_ms, u_ms, t_ms, flops in rows:
         ratio = f"{t_ms / f_ms:16.2f}" if t_ms else f"{'-':>16s}"
         print(f"{name:58s} {f_ms:8.3f} {flops / f_ms / 1e9:8.1f} {u_ms:10.3f} {u_ms / f_ms:10.2f} {ratio}")
-    return 0
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

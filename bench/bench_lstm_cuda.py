@@ -5,8 +5,10 @@ nn.LSTM (cuDNN) on the same GPU when it is importable. Issue 8's case first: a t
 256, hidden 512 (input size = hidden size), in float32 (true fp32: PyTorch's TF32 is off) and
 bfloat16; then forward-only (no_grad), variable lengths, and a GRU. CUDA events after warm-up,
 median of repeats. One summary line per case with the ratios (cudnn/ours > 1: ours faster).
+A peer that is missing or fails prints "peer unavailable: ..." (its column reads -); a case of
+ours that raises prints "FAIL ..." and the exit status is 1.
 
-    python bench/bench_lstm_cuda.py [--reps 10] [--quick]
+    python bench/bench_lstm_cuda.py [--reps 10] [--quick] [--smoke]
 """
 import argparse
 import sys
@@ -14,13 +16,12 @@ import sys
 import numpy as np
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
-try:
-    import torch
-    HAVE_TORCH = torch.cuda.is_available()
-except Exception:  # noqa: BLE001  (no PyTorch, or one without CUDA)
-    torch, HAVE_TORCH = None, False
+torch, TORCH_WHY = torch_cuda_peer()
+HAVE_TORCH = torch is not None
+FAILED = []
 
 
 def fmt(ms):
@@ -82,22 +83,29 @@ def torch_step(kind, B, T, H, layers, dtype_name, train, lengths):
 
 def case(kind, B, T, H, layers, dtype_name, train, lengths, reps):
     res = {}
+    label = f"{kind} B{B} T{T} H{H} L{layers}{' lengths' if lengths is not None else ''} {dtype_name} " \
+        f"{'train' if train else 'fwd'}"
     for backend in ("ours", "cudnn"):
-        bm.backends.rnn = backend
         try:
+            bm.backends.rnn = backend
             res[backend] = median_ms(bm_step(kind, B, T, H, layers, dtype_name, train, lengths), bm.cuda.Event, reps,
                                      warmup=2, budget_s=6.0)
-        except (RuntimeError, TypeError) as e:  # a build without cuDNN, a dtype its RNN lacks
-            print(f"  {backend}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - a build without cuDNN, a dtype its RNN lacks
+            if backend == "ours":
+                print(f"FAIL rnn {label}: {first_line(e)}", flush=True)
+                FAILED.append(label)
+            else:
+                peer_unavailable(backend, first_line(e), label)
             res[backend] = None
-    bm.backends.rnn = "ours"
+        finally:
+            bm.backends.rnn = "ours"
     res["torch"] = None
     if HAVE_TORCH:
         try:
             res["torch"] = median_ms(torch_step(kind, B, T, H, layers, dtype_name, train, lengths), torch.cuda.Event,
                                      reps, warmup=2, budget_s=6.0)
-        except RuntimeError as e:  # e.g. a cuDNN without bfloat16 RNNs
-            print(f"  torch: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - e.g. a cuDNN without bfloat16 RNNs
+            peer_unavailable("torch", first_line(e), label)
     # Matmul FLOPs per layer and step: forward 2*B*G*H*(in+H); a training step adds twice that.
     gates = 4 if kind == "lstm" else 3
     steps = T if lengths is None else float(np.mean(lengths))
@@ -115,24 +123,30 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="issue 8's float32 training step only")
+    ap.add_argument("--smoke", action="store_true", help="B=3 T=5 H=16, 2 reps: checks the script, not speed")
     args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
+    _cuda_timing.smoke_mode(args.smoke)
+    if not HAVE_TORCH:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
     if HAVE_TORCH:
         torch.backends.cudnn.allow_tf32 = False  # true fp32, as ours and bm's cuDNN backend
         torch.backends.cuda.matmul.allow_tf32 = False
     print(f"PyTorch: {torch.__version__ if HAVE_TORCH else 'not available'}", flush=True)
-    B, T, H, L = 64, 256, 512, 2
+    B, T, H, L = (3, 5, 16, 2) if args.smoke else (64, 256, 512, 2)
     case("lstm", B, T, H, L, "float32", True, None, args.reps)
     if args.quick:
-        return 0
+        return 1 if FAILED else 0
     case("lstm", B, T, H, L, "bfloat16", True, None, args.reps)
     case("lstm", B, T, H, L, "float32", False, None, args.reps)
-    lengths = [int(v) for v in np.random.default_rng(0).integers(T // 4, T + 1, size=B)]
+    lengths = [int(v) for v in np.random.default_rng(0).integers(max(1, T // 4), T + 1, size=B)]
     case("lstm", B, T, H, L, "float32", True, lengths, args.reps)
     case("gru", B, T, H, L, "float32", True, None, args.reps)
-    return 0
+    if FAILED:
+        print(f"FAILED cases ({len(FAILED)}): {', '.join(FAILED)}")
+    return 1 if FAILED else 0
 
 
 if __name__ == "__main__":

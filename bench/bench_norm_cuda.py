@@ -5,19 +5,18 @@ warm-up, median of repeats; inputs rotate over >= 256 MB so small cases do not r
 Bytes counted: forward = input read + output written; layer_norm fwd+bwd = forward plus
 x and grad read and grad_input written (the weight/bias gradients are O(cols));
 cross-entropy fwd+bwd = logits read twice + grad written. One summary line per case;
-'vs torch' > 1 means bigmodel is faster. Usage: python bench/bench_norm_cuda.py [--quick]"""
+'vs torch' > 1 means bigmodel is faster. A case whose peer fails prints "peer unavailable: ..."
+and keeps its own numbers; a case of ours that raises prints "FAIL ..." and the exit status is 1.
+Usage: python bench/bench_norm_cuda.py [--quick] [--smoke]   (--smoke: tiny shapes, 2 reps)"""
+import argparse
 import sys
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 import bigmodel.nn.functional as F
 
-try:  # the peer, when the machine has it
-    import torch
-    if not torch.cuda.is_available():
-        torch = None
-except Exception:  # noqa: BLE001 - any import failure just drops the column
-    torch = None
+torch, TORCH_WHY = torch_cuda_peer()
 
 ROTATE_BYTES = 256 << 20
 
@@ -28,26 +27,48 @@ def copies(make, nbytes):
 
 
 def main():
+    global ROTATE_BYTES
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="float32 only, fewer shapes and repeats")
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
+    args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    quick = "--quick" in sys.argv
+    _cuda_timing.smoke_mode(args.smoke)
+    if TORCH_WHY:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
+    quick = args.quick
     reps = 10 if quick else 25
+    if args.smoke:
+        ROTATE_BYTES = 1 << 14
     rows = []  # (name, ms, bytes, torch ms or None)
+    failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = median_ms(fn, bm.cuda.Event, reps, pass_index=True)
-        tms = median_ms(torch_fn, torch.cuda.Event, reps, pass_index=True) if (torch and torch_fn) else None
+        try:
+            ms = median_ms(fn, bm.cuda.Event, reps, pass_index=True)
+        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
+            print(f"FAIL {name}: {first_line(e)}", flush=True)
+            failed.append(name)
+            return
+        tms = None
+        if torch and torch_fn:
+            try:
+                tms = median_ms(torch_fn, torch.cuda.Event, reps, pass_index=True)
+            except Exception as e:  # noqa: BLE001
+                peer_unavailable("torch", first_line(e), name)
         rows.append((name, ms, nbytes, tms))
 
-    n = 1 << 28
+    n = 1 << 12 if args.smoke else 1 << 28
     a, out = bm.rand(n, device="cuda"), bm.empty(n, device="cuda")
-    case("copy f32 1 GiB (memcpy)", lambda i: out.copy_(a), 2 * 4 * n)
+    case(f"copy f32 {4 * n / 2**20:g} MiB (memcpy)", lambda i: out.copy_(a), 2 * 4 * n)
     del a, out
-    copy_gbs = rows[0][2] / rows[0][1] / 1e6
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6 if rows else float("nan")
 
     tdt = {bm.float32: "float32", bm.bfloat16: "bfloat16", bm.float16: "float16"}
-    softmax_shapes = [(4096, 1024), (16384, 4096), (8192, 50257)]
+    # Smoke shapes: one short row (a warp per row) and one long, odd row (block per row, tail).
+    softmax_shapes = [(8, 64), (3, 1500)] if args.smoke else [(4096, 1024), (16384, 4096), (8192, 50257)]
     for (r, c) in softmax_shapes:
         for dt in ([bm.float32] if quick else [bm.float32, bm.bfloat16]):
             es = 4 if dt == bm.float32 else 2
@@ -61,7 +82,7 @@ def main():
                  torch and (lambda i: torch.log_softmax(txs[i % len(txs)], -1)))
             del xs, txs
 
-    ln_shapes = [(4096, 1024), (16384, 4096), (4096, 12288)]
+    ln_shapes = [(8, 64), (3, 1500)] if args.smoke else [(4096, 1024), (16384, 4096), (4096, 12288)]
     for (r, c) in ln_shapes:
         for dt in ([bm.float32] if quick else [bm.float32, bm.bfloat16]):
             es = 4 if dt == bm.float32 else 2
@@ -92,7 +113,8 @@ def main():
             case(f"layer_norm fwd+bwd {name}", ln_step, 5 * nbytes, torch and torch_ln_step)
             del xs, txs
 
-    for (r, c) in [(8192, 50257)] if quick else [(4096, 32000), (8192, 50257)]:
+    ce_shapes = [(8192, 50257)] if quick else [(4096, 32000), (8192, 50257)]
+    for (r, c) in [(4, 1000)] if args.smoke else ce_shapes:
         for dt in [bm.float32, bm.bfloat16]:
             es = 4 if dt == bm.float32 else 2
             nbytes = r * c * es
@@ -118,7 +140,9 @@ def main():
         gbs = nbytes / t / 1e6
         ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
         print(f"{name:40s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    return 0
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

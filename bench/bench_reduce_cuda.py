@@ -3,41 +3,59 @@ amax/argmax, var, logsumexp) and indexing kernels (embedding gather, index_selec
 scatter_add) against a device-to-device copy of the same bytes and, where PyTorch with CUDA is
 importable, the same op in PyTorch on the same GPU. CUDA events after warm-up, median of 20.
 Bytes counted: the input read once plus the output written once (copy: read + write).
-One summary line per case; "vs torch" > 1 means bigmodel is faster.
-Usage: python bench/bench_reduce_cuda.py"""
+One summary line per case; "vs torch" > 1 means bigmodel is faster. A case whose peer
+fails prints "peer unavailable: ..." and keeps its own numbers; a case of ours that raises
+prints "FAIL ..." and the exit status is 1.
+Usage: python bench/bench_reduce_cuda.py [--smoke]   (--smoke: 64K elements, 2 reps)"""
+import argparse
 import sys
 
 import bigmodel as bm
-from _cuda_timing import median_ms
+import _cuda_timing
+from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
 
-try:  # the peer, when the machine has it
-    import torch
-    if not torch.cuda.is_available():
-        torch = None
-except Exception:  # noqa: BLE001 - any import failure just drops the column
-    torch = None
+torch, TORCH_WHY = torch_cuda_peer()
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 reps: checks the script, not speed")
+    args = ap.parse_args()
     if not bm.cuda.is_available():
         print("SKIP: no CUDA GPU visible")
         return 0
-    n = 1 << 28  # 1 GiB of float32: far past the 50 MB L2, so every run reads HBM
+    _cuda_timing.smoke_mode(args.smoke)
+    if TORCH_WHY:
+        peer_unavailable("torch (CUDA)", TORCH_WHY)
+    # 1 GiB of float32: far past the 50 MB L2, so every run reads HBM. Smoke: 64K elements
+    # (still >= 4096 * 16, so every row/column shape below is non-empty).
+    n = 1 << 16 if args.smoke else 1 << 28
     a = bm.rand(n, device="cuda")
     out = bm.empty(n, device="cuda")
     ta = torch.rand(n, device="cuda") if torch else None
     rows = []  # (name, ms, bytes, torch ms or None)
+    failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        ms = median_ms(fn, bm.cuda.Event)
-        tms = median_ms(torch_fn, torch.cuda.Event) if (torch and torch_fn) else None
+        try:
+            ms = median_ms(fn, bm.cuda.Event)
+        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
+            print(f"FAIL {name}: {first_line(e)}", flush=True)
+            failed.append(name)
+            return
+        tms = None
+        if torch and torch_fn:
+            try:
+                tms = median_ms(torch_fn, torch.cuda.Event)
+            except Exception as e:  # noqa: BLE001
+                peer_unavailable("torch", first_line(e), name)
         rows.append((name, ms, nbytes, tms))
 
     def both(shape):
         return a.view(*shape), (ta.view(*shape) if torch else None)
 
     case("copy f32 (D2D, reference)", lambda: out.copy_(a), 2 * 4 * n)
-    copy_gbs = rows[0][2] / rows[0][1] / 1e6
+    copy_gbs = rows[0][2] / rows[0][1] / 1e6 if rows else float("nan")
     case("sum f32 full (scalar)", lambda: a.sum(), 4 * n, torch and (lambda: ta.sum()))
     for r, c in [(n // 64, 64), (n // 4096, 4096), (4, n // 4)]:
         x, tx = both((r, c))
@@ -59,21 +77,22 @@ def main():
 
     # Indexing: an embedding lookup (32k rows of 1024 floats from a 50k-row table), a
     # scatter_add of those rows back (atomics) and an index_select of columns.
-    vocab, width, count = 50_000, 1024, 32_768
+    vocab, width, count = (500, 64, 256) if args.smoke else (50_000, 1024, 32_768)
+    ncols = min(512, width)
     w = bm.rand(vocab, width, device="cuda")
     ids = bm.randint(0, vocab, (count,), device="cuda")
     tw = torch.rand(vocab, width, device="cuda") if torch else None
     tids = torch.randint(0, vocab, (count,), device="cuda") if torch else None
     row_bytes = count * width * 4
-    case("embedding f32 [32k x 1024]", lambda: bm.embedding(ids, w), 2 * row_bytes + 8 * count,
+    case(f"embedding f32 [{count} x {width}]", lambda: bm.embedding(ids, w), 2 * row_bytes + 8 * count,
          torch and (lambda: torch.nn.functional.embedding(tids, tw)))
     src = bm.rand(count, width, device="cuda")
     tsrc = torch.rand(count, width, device="cuda") if torch else None
     case("index_add_ f32 rows (atomics)", lambda: w.index_add_(0, ids, src), 3 * row_bytes,
          torch and (lambda: tw.index_add_(0, tids, tsrc)))
-    cols = bm.randint(0, width, (512,), device="cuda")
-    tcols = torch.randint(0, width, (512,), device="cuda") if torch else None
-    case("index_select f32 dim1 [50k x 512]", lambda: bm.index_select(w, 1, cols), 2 * vocab * 512 * 4,
+    cols = bm.randint(0, width, (ncols,), device="cuda")
+    tcols = torch.randint(0, width, (ncols,), device="cuda") if torch else None
+    case(f"index_select f32 dim1 [{vocab} x {ncols}]", lambda: bm.index_select(w, 1, cols), 2 * vocab * ncols * 4,
          torch and (lambda: torch.index_select(tw, 1, tcols)))
 
     peer = "torch" if torch else "torch (absent)"
@@ -82,7 +101,9 @@ def main():
         gbs = nbytes / t / 1e6
         ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
         print(f"{name:36s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    return 0
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

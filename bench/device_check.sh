@@ -10,6 +10,10 @@
 #
 # Environment: BIGMODEL_OUT (logs), BIGMODEL_DEVICE_BUILD (build dir, default build-device),
 # CUDA_ARCHS (default 90), JOBS (default nproc), PYTHON (a python with numpy and pytest),
+# TIER_TIMEOUT_S (limit of each cuda test tier run, default 300),
+# SKIP_BUILD=1 (use BIGMODEL_DEVICE_BUILD as it is: no configure/build), BENCH_SMOKE=1 (every
+# Python bench with --smoke: tiny sizes; scripts/cuda_emu_benches.sh --device-check uses both
+# to dry-run this script on the CUDA emulation build),
 # BIGMODEL_DEPS (a folder of .deb files: OpenBLAS, GoogleTest... unpacked into a private
 # prefix when the machine lacks them; default debs/, which .gitignore ignores). Fetch them
 # on a machine with apt, then name debs in the device tool's `carry`:
@@ -22,6 +26,7 @@ OUT="${BIGMODEL_OUT:-$ROOT/bench/out}"
 BUILD="${BIGMODEL_DEVICE_BUILD:-$ROOT/build-device}"
 ARCHS="${CUDA_ARCHS:-90}"
 JOBS="${JOBS:-$(nproc)}"
+TIER_S="${TIER_TIMEOUT_S:-300}"  # limit of each C++/Python cuda tier run
 mkdir -p "$OUT"
 T0=$(date +%s)
 ROWS=()  # "step|status|detail"
@@ -104,7 +109,9 @@ configure() {
     -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DBIGMODEL_MPI=OFF -DBIGMODEL_BENCH=ON "${CMAKE_EXTRA[@]}" "$@"
 }
 TESTS_ON=1
-if ! configure >"$OUT/configure.log" 2>&1; then
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+  row build SKIP "SKIP_BUILD=1: using $BUILD as it is"
+elif ! configure >"$OUT/configure.log" 2>&1; then
   if grep -q "GTest" "$OUT/configure.log"; then
     echo "MISSING: GoogleTest (libgtest-dev): configuring without the C++ tests"
     TESTS_ON=0
@@ -114,7 +121,9 @@ if ! configure >"$OUT/configure.log" 2>&1; then
     tail -30 "$OUT/configure.log"; row configure FAIL "see configure.log"
   fi
 fi
-if cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+  :
+elif cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
   row build ok "$(elapsed $t), $(grep -c -i 'warning' "$OUT/build.log") warning lines, archs $ARCHS"
 else
   grep -E "error|Error" "$OUT/build.log" | head -30
@@ -127,19 +136,32 @@ fi
 
 # ---- cuda tier --------------------------------------------------------------------------------
 count() { grep -Eo "$1" "$2" | tail -1; }
+status_of() { case $1 in 0) echo ok ;; 124|137) echo "FAIL(timeout)" ;; *) echo "FAIL rc=$1" ;; esac; }
+# gtest's per-test result lines: right also when a timeout cut its summary off.
+# When the run was cut (timeout, crash), also name the test that was running.
+gtest_counts() {
+  local ran fin
+  echo -n "$(grep -c '^\[       OK \] ' "$1") passed, $(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$1") failed," \
+    "$(grep -cE '^\[  SKIPPED \] .* \([0-9]+ ms\)$' "$1") skipped"
+  ran="$(grep -c '^\[ RUN      \] ' "$1")"
+  fin="$(grep -cE '^\[ +(OK|FAILED|SKIPPED) +\] .* \([0-9]+ ms\)$' "$1")"
+  [ "$ran" -gt "$fin" ] && echo -n "; cut while running $(grep '^\[ RUN      \] ' "$1" | tail -1 | sed 's/^\[ RUN      \] //')"
+  echo
+}
+# pytest's last line, and SKIP for a tier that only skipped (e.g. built without NCCL).
+pytest_status() { if [ "$1" = 0 ] && tail -1 "$2" | grep -qE '^[0-9]+ skipped in'; then echo SKIP; else status_of "$1"; fi; }
 if [ $TESTS_ON = 1 ] && [ -x "$BUILD/bigmodel_tests" ]; then
   t=$(date +%s)
   # gtest directly (ctest -R Cuda runs the same tests one process each: slower).
-  timeout 300 "$BUILD/bigmodel_tests" --gtest_filter='Cuda*:CachingAllocator*:CpuAllocator*:Gemm*Cuda*:Cuda*Gemm*' \
+  timeout "$TIER_S" "$BUILD/bigmodel_tests" --gtest_filter='Cuda*:CachingAllocator*:CpuAllocator*' \
     >"$OUT/gtest_cuda.log" 2>&1
   rc=$?
-  row "C++ cuda tier" "$([ $rc = 0 ] && echo ok || echo FAIL)" \
-    "$(count '[0-9]+ tests? from' "$OUT/gtest_cuda.log" | grep -Eo '^[0-9]+') ran, $(count 'PASSED  \] [0-9]+' "$OUT/gtest_cuda.log" | grep -Eo '[0-9]+') passed, $(count 'SKIPPED \] [0-9]+' "$OUT/gtest_cuda.log" | grep -Eo '[0-9]+' || echo 0) skipped; $(elapsed $t)"
+  row "C++ cuda tier" "$(status_of $rc)" "$(gtest_counts "$OUT/gtest_cuda.log"); $(elapsed $t)"
   [ $rc = 0 ] || grep -E "FAILED|Failure|error" "$OUT/gtest_cuda.log" | head -20
   t=$(date +%s)
-  BIGMODEL_SYNC=1 timeout 300 "$BUILD/bigmodel_tests" --gtest_filter='Cuda*' >"$OUT/gtest_cuda_sync.log" 2>&1
+  BIGMODEL_SYNC=1 timeout "$TIER_S" "$BUILD/bigmodel_tests" --gtest_filter='Cuda*' >"$OUT/gtest_cuda_sync.log" 2>&1
   rc=$?
-  row "C++ cuda tier, BIGMODEL_SYNC=1" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(elapsed $t)"
+  row "C++ cuda tier, BIGMODEL_SYNC=1" "$(status_of $rc)" "$(gtest_counts "$OUT/gtest_cuda_sync.log"); $(elapsed $t)"
   if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     CS="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
     t=$(date +%s)
@@ -156,7 +178,7 @@ if [ $TESTS_ON = 1 ] && [ -x "$BUILD/bigmodel_tests" ]; then
         --gtest_filter='CudaReduce*:CudaSoftmax*:CudaLayerNorm*:CudaAttention*' >"$OUT/racecheck.log" 2>&1
       rc=$?
       row "racecheck (reduce/softmax/norm/attention)" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" \
-        "$(count 'ERROR SUMMARY: [0-9]+ (errors?|hazards?)' "$OUT/racecheck.log"); $(elapsed $t)"
+        "$(count '(ERROR|RACECHECK) SUMMARY: [0-9]+ (errors?|hazards?)' "$OUT/racecheck.log"); $(elapsed $t)"
     fi
   fi
 else
@@ -165,20 +187,20 @@ fi
 if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
   export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}" BIGMODEL_BUILD_DIR="$BUILD"
   t=$(date +%s)
-  timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -rs >"$OUT/pytest_cuda.log" 2>&1
+  timeout "$TIER_S" "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -rs >"$OUT/pytest_cuda.log" 2>&1
   rc=$?
-  row "Python cuda tier" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_cuda.log"); $(elapsed $t)"
+  row "Python cuda tier" "$(pytest_status $rc "$OUT/pytest_cuda.log")" "$(tail -1 "$OUT/pytest_cuda.log"); $(elapsed $t)"
   [ $rc = 0 ] || grep -E "^(FAILED|ERROR)|Error" "$OUT/pytest_cuda.log" | head -20
   t=$(date +%s)
-  BIGMODEL_SYNC=1 timeout 300 "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -x \
+  BIGMODEL_SYNC=1 timeout "$TIER_S" "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda*.py -x \
     >"$OUT/pytest_cuda_sync.log" 2>&1
   rc=$?
-  row "Python cuda tier, BIGMODEL_SYNC=1" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_cuda_sync.log")"
+  row "Python cuda tier, BIGMODEL_SYNC=1" "$(status_of $rc)" "$(tail -1 "$OUT/pytest_cuda_sync.log"); $(elapsed $t)"
   # NCCL in one process (this build has no MPI): every collective and DDP still go through NCCL.
   t=$(date +%s)
   timeout 180 "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda -rs >"$OUT/pytest_nccl.log" 2>&1
   rc=$?
-  row "NCCL tier (1 process)" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/pytest_nccl.log"); $(elapsed $t)"
+  row "NCCL tier (1 process)" "$(pytest_status $rc "$OUT/pytest_nccl.log")" "$(tail -1 "$OUT/pytest_nccl.log"); $(elapsed $t)"
   [ $rc = 0 ] || grep -E "^(FAILED|ERROR)|Error" "$OUT/pytest_nccl.log" | head -20
 else
   row "Python cuda tier" SKIP "no python with numpy+pytest, or _C not built"
@@ -187,13 +209,15 @@ fi
 # ---- kernel benches that exist -------------------------------------------------------------
 # Python benches (each prints one summary line per case with its ratio to the peer).
 PY_BENCHES="bench_elementwise_cuda bench_reduce_cuda bench_norm_cuda bench_attention_cuda bench_conv_cuda bench_linear_cuda bench_lstm_cuda bench_fused_adamw"
-for bench in bench_gemm_cuda bench_elementwise_cuda bench_reduce_cuda; do
+# C++ benches: one executable per bench/*.cu (CMake builds them in CUDA builds only).
+CU_BENCHES="$(cd "$ROOT/bench" && ls *.cu 2>/dev/null | sed 's/\.cu$//' | tr '\n' ' ')"
+for bench in $CU_BENCHES; do
   exe="$(find "$BUILD" -maxdepth 2 -type f -name "$bench" -perm -u+x | head -1)"
   [ -n "$exe" ] || continue
   t=$(date +%s)
   timeout 150 "$exe" >"$OUT/$bench.log" 2>&1
   rc=$?
-  row "$bench" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" "$(elapsed $t); last lines below"
+  row "$bench" "$(status_of $rc)" "$(elapsed $t); last lines below"
 done
 
 if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
@@ -212,24 +236,25 @@ if [ -n "$PY" ] && compgen -G "$BUILD/python/bigmodel/_C*.so" >/dev/null; then
       bench_lstm_cuda) args=(--reps 10); lim=120 ;;
       *) args=(); lim=90 ;;
     esac
-    timeout $lim "$PY" "$ROOT/bench/$pybench.py" "${args[@]}" >"$OUT/$pybench.log" 2>&1
+    [ "${BENCH_SMOKE:-0}" = 1 ] && args+=(--smoke)
+    timeout "$lim" "$PY" "$ROOT/bench/$pybench.py" "${args[@]}" >"$OUT/$pybench.log" 2>&1
     rc=$?
-    row "$pybench" "$([ $rc = 0 ] && echo ok || echo "FAIL rc=$rc")" "$(elapsed $t); last lines below"
+    row "$pybench" "$(status_of $rc)" "$(elapsed $t); $(grep -c '^peer unavailable' "$OUT/$pybench.log") peer-unavailable lines; last lines below"
   done
 fi
 
 # ---- table last --------------------------------------------------------------------------------
 echo
-for bench in bench_gemm_cuda $PY_BENCHES; do
+for bench in $CU_BENCHES $PY_BENCHES; do
   [ -f "$OUT/$bench.log" ] && { echo "--- $bench (tail)"; tail -15 "$OUT/$bench.log"; }
 done
 echo
 echo "device check on ${GPU_NAME:-unknown GPU}, commit $(git rev-parse --short HEAD 2>/dev/null), total $(elapsed $T0); logs in $OUT"
-printf '%-36s %-8s %s\n' STEP STATUS DETAIL
+printf '%-36s %-14s %s\n' STEP STATUS DETAIL
 status=0
 for r in "${ROWS[@]}"; do
   IFS='|' read -r a b c <<<"$r"
-  printf '%-36s %-8s %s\n' "$a" "$b" "$c"
+  printf '%-36s %-14s %s\n' "$a" "$b" "$c"
   case "$b" in FAIL*) status=1 ;; esac
 done
 exit $status
