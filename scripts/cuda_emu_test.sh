@@ -7,23 +7,72 @@
 # cuBLASLt, cuDNN, NCCL and the Hopper wgmma/TMA kernel are not emulated: their tests are
 # deselected here (they run on a real GPU through bench/device_check.sh).
 # Passing here is not a GPU run: it checks the kernels' logic (indexing, tails,
-# synchronisation, tensor-core fragment layouts), not timing, memory-model races between
-# blocks or out-of-bounds accesses.
-# Usage: scripts/cuda_emu_test.sh [extra pytest args]   (BUILD=build-emu JOBS=2 EMU_ORDERS=...)
+# synchronisation, tensor-core fragment layouts), not timing or memory-model races between
+# blocks.
+# --memcheck (or EMU_MEMCHECK=1): the counterpart of compute-sanitizer memcheck. The build
+# (default build-emu-asan) has AddressSanitizer + UBSan, the caching allocator is off
+# (BIGMODEL_CUDA_CACHING=0: every tensor is its own exact-size allocation with a poisoned
+# tail) and dynamic shared memory past each launch's request is poisoned, so out-of-bounds
+# reads and writes of kernels into device or shared memory are reported; any ASan/UBSan
+# report fails the run (Python reports land in $BUILD/sanitizer-python.*). One thread
+# order by default (EMU_ORDERS=forward).
+# Usage: scripts/cuda_emu_test.sh [--memcheck] [extra pytest args]   (BUILD=... JOBS=2 EMU_ORDERS=...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build-emu}
+MEMCHECK=${EMU_MEMCHECK:-0}
+if [ "${1:-}" = "--memcheck" ]; then
+  MEMCHECK=1
+  shift
+fi
 JOBS=${JOBS:-2}
 PY=${PYTHON:-/usr/bin/python3}
-cmake -S . -B "$BUILD" -G Ninja -DPython_EXECUTABLE="$PY" -DBIGMODEL_CUDA=EMULATE -DBIGMODEL_BENCH=OFF >/dev/null
+cfg=(-DBIGMODEL_CUDA=EMULATE -DBIGMODEL_BENCH=OFF)
+if [ "$MEMCHECK" = 1 ]; then
+  BUILD=${BUILD:-build-emu-asan}
+  # -O1 as in the ASan tier of scripts/test.sh: quick to compile, every access still checked.
+  cfg+=(-DBIGMODEL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1")
+  orders=${EMU_ORDERS:-forward}
+else
+  BUILD=${BUILD:-build-emu}
+  orders=${EMU_ORDERS:-forward reverse}
+fi
+cmake -S . -B "$BUILD" -G Ninja -DPython_EXECUTABLE="$PY" "${cfg[@]}" >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target bigmodel_tests _C
 export BIGMODEL_BUILD_DIR="$BUILD" PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+cxx_env=()
+py_env=()
+if [ "$MEMCHECK" = 1 ]; then
+  rm -f "$BUILD"/sanitizer-python.*
+  # Leak checks stay with the CPU ASan tier: the emulator's device pools live until exit.
+  export BIGMODEL_CUDA_CACHING=0
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+  cxx_env=(ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1")
+  # The interpreter is not instrumented: libasan (and libstdc++, for ASan's __cxa_throw
+  # interceptor) is preloaded, as in scripts/test.sh's Python sanitizer tier.
+  cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  py_env=(LD_PRELOAD="$("${cxx:-c++}" -print-file-name=libasan.so) $("${cxx:-c++}" -print-file-name=libstdc++.so)"
+          ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=1:log_path=$PWD/$BUILD/sanitizer-python"
+          UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$PWD/$BUILD/sanitizer-python")
+fi
 not_emulated='*Cublas*:*cublas*:*Cudnn*:*Wgmma*:CudaGemm.BackendSwitchRoutesGemm:CudaGemm.FusedEpilogues:CudaGemm.Int8TensorCorePathExact:CudaGemm.MatmulOpMatchesCpu:CudaGemm.OursAgreesWithCublas:CudaLinear.OpsMatchCpuBothBackends:CudaLinear.TransposedWeightViewNeedsNoCopy'
+py_k="not cublas and not cudnn"
+if [ "$MEMCHECK" = 1 ]; then  # these check the cache itself, which memcheck turns off
+  not_emulated+=':CudaAllocator.StatsReuseAndEmptyCache'
+  py_k+=" and not test_allocator_stats_and_reuse"
+fi
 status=0
-for order in ${EMU_ORDERS:-forward reverse}; do
-  echo "== CUDA emulation, thread order: $order"
-  BIGMODEL_EMU_ORDER=$order "$BUILD/bigmodel_tests" --gtest_filter="Cuda*:-$not_emulated" --gtest_brief=1 || status=1
-  BIGMODEL_EMU_ORDER=$order "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda_*.py \
-    -k "not cublas and not cudnn" "$@" || status=1
+for order in $orders; do
+  echo "== CUDA emulation$([ "$MEMCHECK" = 1 ] && echo ' (memcheck)'), thread order: $order"
+  env "${cxx_env[@]}" BIGMODEL_EMU_ORDER=$order "$BUILD/bigmodel_tests" --gtest_filter="Cuda*:-$not_emulated" --gtest_brief=1 || status=1
+  env "${py_env[@]}" BIGMODEL_EMU_ORDER=$order "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda_*.py \
+    -k "$py_k" "$@" || status=1
 done
+if [ "$MEMCHECK" = 1 ]; then
+  reports="$(grep -lE "ERROR: AddressSanitizer|runtime error:" "$BUILD"/sanitizer-python.* 2>/dev/null || true)"
+  if [ -n "$reports" ]; then
+    echo "sanitizer reports from the Python tier:"
+    cat $reports
+    status=1
+  fi
+fi
 exit $status

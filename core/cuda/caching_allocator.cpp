@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -45,8 +47,13 @@ std::string human_bytes(int64_t n) {
 }
 }  // namespace
 
-CachingAllocator::CachingAllocator(std::unique_ptr<AllocatorBackend> backend, std::string device_name)
-    : backend_(std::move(backend)), device_name_(std::move(device_name)) {}
+CachingAllocator::CachingAllocator(std::unique_ptr<AllocatorBackend> backend, std::string device_name, bool caching)
+    : backend_(std::move(backend)), device_name_(std::move(device_name)), caching_(caching) {}
+
+bool CachingAllocator::caching_from_env() {
+  const char* e = std::getenv("BIGMODEL_CUDA_CACHING");
+  return !(e && std::strcmp(e, "0") == 0);
+}
 
 CachingAllocator::~CachingAllocator() {
   std::set<Block*> blocks(small_free_.begin(), small_free_.end());
@@ -87,12 +94,14 @@ void* CachingAllocator::allocate(size_t nbytes, StreamId stream) {
   if (nbytes == 0) return nullptr;
   std::lock_guard<std::mutex> lock(mutex_);
   process_events();
-  const size_t size = round_size(nbytes);
+  // Without caching the pools stay empty, so every request takes the new-segment path
+  // with a segment of exactly the requested size and nothing to split off.
+  const size_t size = caching_ ? round_size(nbytes) : nbytes;
   const bool small = size <= kSmallRequest;
   FreeSet& pool = pool_for(size);
   Block* b = take_free_block(pool, size, stream);
   if (!b) {
-    const size_t seg = segment_size(size);
+    const size_t seg = caching_ ? segment_size(size) : size;
     void* p = backend_->raw_alloc(seg);
     if (!p) {  // give the cache back to the device and try once more
       ++stats_.num_alloc_retries;
@@ -159,6 +168,13 @@ void CachingAllocator::free(void* ptr) {
 }
 
 void CachingAllocator::return_block(Block* b) {
+  if (!caching_) {  // each block is a whole segment: straight back to the backend
+    backend_->raw_free(b->ptr);
+    stats_.reserved_bytes -= static_cast<int64_t>(b->size);
+    stats_.num_segments -= 1;
+    delete b;
+    return;
+  }
   FreeSet& pool = b->small ? small_free_ : large_free_;
   for (Block* n : {b->prev, b->next}) {
     if (!n || !n->is_free()) continue;

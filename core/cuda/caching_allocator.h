@@ -6,6 +6,10 @@
 // have completed. On backend failure the cache is released and the request retried once,
 // then OutOfMemoryError names the request and the figures. kernels/cuda plugs in cudaMalloc
 // and CUDA events; tests/cpp/test_caching_allocator.cpp uses host memory.
+// With caching off (BIGMODEL_CUDA_CACHING=0, like PYTORCH_NO_CUDA_MEMORY_CACHING) every
+// block is its own backend allocation of exactly the requested bytes, freed when the block
+// is: slower, but memory checkers (compute-sanitizer, the emulator's ASan build) then see
+// each tensor's true bounds instead of a segment's.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,7 +48,10 @@ class CachingAllocator {
   static constexpr size_t kLargeSegment = 20 << 20;        // ... share a 20 MiB segment
   static constexpr size_t kLargeRound = 2 << 20;           // larger ones round to 2 MiB
 
-  CachingAllocator(std::unique_ptr<AllocatorBackend> backend, std::string device_name);
+  CachingAllocator(std::unique_ptr<AllocatorBackend> backend, std::string device_name,
+                   bool caching = caching_from_env());
+  static bool caching_from_env();  // false when BIGMODEL_CUDA_CACHING=0
+  bool caching() const { return caching_; }
   ~CachingAllocator();  // returns every segment to the backend
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -77,6 +84,7 @@ class CachingAllocator {
 
   std::unique_ptr<AllocatorBackend> backend_;
   std::string device_name_;
+  bool caching_ = true;
   mutable std::mutex mutex_;
   FreeSet small_free_, large_free_;
   std::unordered_map<void*, Block*> allocated_;

@@ -2,6 +2,9 @@
 // (-DBIGMODEL_CUDA=EMULATE only; this replaces libcudart in that build). Device memory is
 // malloc'ed host memory capped at BIGMODEL_EMU_MEM_MB (default 4096), so out-of-memory paths
 // run too; copies and launches finish before the call returns.
+// Under AddressSanitizer (memcheck builds) a block's bytes past the requested size are
+// poisoned, so with BIGMODEL_CUDA_CACHING=0 (one cudaMalloc per tensor) any access past a
+// tensor's end, by a kernel or by a copy, is reported.
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -11,6 +14,12 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
 
 namespace bm_emu {
 void set_func_max_dynamic_smem(const void* kernel, int bytes);
@@ -124,7 +133,9 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   if (rounded > device_capacity() - g_device_used) return cudaErrorMemoryAllocation;
   void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
   if (!p) return cudaErrorMemoryAllocation;
-  std::memset(p, 0xCD, rounded);  // fresh device memory is not zero on a GPU either
+  std::memset(p, 0xCD, size);  // fresh device memory is not zero on a GPU either
+  // The round-up tail keeps cudaMalloc's 256-byte granularity but is nobody's memory.
+  ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + size, (rounded == 0 ? 256 : rounded) - size);
   g_device_blocks[p] = rounded;
   g_device_used += rounded;
   *ptr = p;

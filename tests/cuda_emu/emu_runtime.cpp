@@ -4,6 +4,11 @@
 // One emulated device ("bigmodel CUDA emulator", compute capability 8.0, so the sm_80 kernels
 // are chosen and the Hopper-only ones are not). Work is synchronous: a launch or copy is done
 // when the call returns, so streams and events only keep their bookkeeping.
+// Memcheck (built with -DBIGMODEL_SANITIZE=ON, scripts/cuda_emu_test.sh --memcheck): under
+// AddressSanitizer the fiber switches are announced to ASan, and dynamic shared memory past
+// the launch's request is poisoned while a block runs, so reading or writing past it faults
+// like compute-sanitizer's memcheck would report (emu_cudart.cpp does the same for the tail
+// of each device allocation).
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -17,6 +22,16 @@
 #include <vector>
 
 #include "tests/cuda_emu/cuda_emu.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define BM_EMU_ASAN 1
+#else
+#define BM_EMU_ASAN 0
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
 
 #if !defined(__x86_64__)
 #error "the CUDA emulator's fiber switch is written for x86-64"
@@ -61,6 +76,7 @@ enum class St : uint8_t { run, wait_block, wait_warp, done };
 
 struct Fiber {
   void* sp = nullptr;
+  void* fake_stack = nullptr;  // ASan's bookkeeping while the fiber is switched out
   St st = St::run;
   unsigned mask = 0;
   uint3 tid{};
@@ -77,6 +93,10 @@ struct Scheduler {
   bool abort = false;
   std::string error;
   unsigned char* stacks = nullptr;
+  void* sched_fake_stack = nullptr;  // ASan: the scheduler's side of each switch
+  const void* sched_stack_bottom = nullptr;
+  size_t sched_stack_size = 0;
+  bool stale_stacks = false;  // a block was abandoned mid-run: its stack frames stay poisoned
 };
 
 Scheduler S;
@@ -108,14 +128,50 @@ unsigned char* fiber_stack(int i) {
   return S.stacks + static_cast<size_t>(i) * kStackBytes;
 }
 
+// ASan keeps one stack's bounds at a time: every switch is announced (start) and confirmed
+// on the other side (finish), or ASan takes the fiber stacks for a stack overflow.
+// fake_save == nullptr announces that the leaving fiber is finished.
+inline void asan_leave_fiber(void** fake_save) {
+#if BM_EMU_ASAN
+  __sanitizer_start_switch_fiber(fake_save, S.sched_stack_bottom, S.sched_stack_size);
+#else
+  (void)fake_save;
+#endif
+}
+inline void asan_enter_fiber(void* fake) {
+#if BM_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, &S.sched_stack_bottom, &S.sched_stack_size);
+#else
+  (void)fake;
+#endif
+}
+
 [[noreturn]] void fiber_main() {
+  asan_enter_fiber(nullptr);
   S.body(S.ctx);
   S.fibers[S.cur].st = St::done;
+  asan_leave_fiber(nullptr);
   bm_emu_switch(&S.fibers[S.cur].sp, S.sched_sp);
   __builtin_unreachable();
 }
 
-void yield() { bm_emu_switch(&S.fibers[S.cur].sp, S.sched_sp); }
+void yield() {
+  Fiber& f = S.fibers[S.cur];
+  asan_leave_fiber(&f.fake_stack);
+  bm_emu_switch(&f.sp, S.sched_sp);
+  asan_enter_fiber(f.fake_stack);
+}
+
+// Scheduler side: runs fiber t until it yields, finishes or faults.
+void resume_fiber(int t) {
+#if BM_EMU_ASAN
+  __sanitizer_start_switch_fiber(&S.sched_fake_stack, fiber_stack(t) + kPage, kStackBytes - kPage);
+#endif
+  bm_emu_switch(&S.sched_sp, S.fibers[t].sp);
+#if BM_EMU_ASAN
+  __sanitizer_finish_switch_fiber(S.sched_fake_stack, nullptr, nullptr);
+#endif
+}
 
 void start_fiber(int i) {
   unsigned char* top = fiber_stack(i) + kStackBytes;
@@ -126,6 +182,15 @@ void start_fiber(int i) {
   for (int r = 0; r < 6; ++r) regs[r] = nullptr;
   S.fibers[i].sp = regs;
   S.fibers[i].st = St::run;
+}
+
+// After an abandoned block the fiber stacks keep the redzones of frames that never returned.
+void clear_stale_stacks() {
+#if BM_EMU_ASAN
+  if (S.stale_stacks && S.stacks)
+    for (int t = 0; t < kMaxThreads; ++t) ASAN_UNPOISON_MEMORY_REGION(fiber_stack(t) + kPage, kStackBytes - kPage);
+#endif
+  S.stale_stacks = false;
 }
 
 enum class Order { forward, reverse, shuffled };
@@ -167,7 +232,7 @@ bool run_block(const char* name, const uint3& b, int n, std::mt19937& rng, Order
       if (f.st != St::run) continue;
       threadIdx = f.tid;
       S.cur = t;
-      bm_emu_switch(&S.sched_sp, f.sp);
+      resume_fiber(t);
       if (S.abort) {
         S.error = "[cuda-emu] " + S.error + " in " + where(name, b, t);
         return false;
@@ -241,6 +306,7 @@ void* warp_slots() { return S.slots.data() + static_cast<size_t>(S.cur >> 5) * 3
 void trap(const char* why) {
   S.abort = true;
   S.error = why;
+  S.stale_stacks = true;
   yield();
   std::abort();  // never resumed
 }
@@ -278,12 +344,19 @@ void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* c
   S.ctx = ctx;
   S.abort = false;
   S.error.clear();
+  clear_stale_stacks();
+  const size_t smem_used = std::min(kSmemBytes, c.smem);
   for (unsigned z = 0; z < c.grid.z; ++z)
     for (unsigned y = 0; y < c.grid.y; ++y)
       for (unsigned x = 0; x < c.grid.x; ++x) {
-        // Fresh garbage in dynamic shared memory, so reading it before writing shows.
-        std::memset(g_smem, 0xA5, std::min(kSmemBytes, std::max<size_t>(c.smem, 1)));
-        if (!run_block(name, make_uint3(x, y, z), static_cast<int>(threads), rng, ord)) {
+        // Fresh garbage in dynamic shared memory, so reading it before writing shows; under
+        // ASan the arena past the launch's request is off limits while the block runs.
+        std::memset(g_smem, 0xA5, smem_used);
+        ASAN_POISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
+        const bool ok = run_block(name, make_uint3(x, y, z), static_cast<int>(threads), rng, ord);
+        ASAN_UNPOISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
+        if (!ok) {
+          S.stale_stacks = true;
           std::fprintf(stderr, "%s\n", S.error.c_str());
           set_error(cudaErrorLaunchFailure, S.error);
           return;
@@ -327,7 +400,7 @@ float half_bits_to_float(uint16_t v, bool bf16) {
     return f;
   }
   __half h;
-  std::memcpy(&h, &v, 2);
+  std::memcpy(static_cast<void*>(&h), &v, 2);
   return __half2float(h);
 }
 
