@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/ops/reduce_kernels.h"
@@ -94,6 +95,19 @@ template <typename T>
 bool sum_rows_vec(const Tensor&, const Tensor&) { return false; }
 #endif
 
+// acc + v or acc * v; signed integers wrap around (two's complement, as PyTorch's and the
+// GPU's do) instead of overflowing, which would be undefined behaviour.
+template <typename A>
+A sum_or_prod(bool is_sum, A acc, A v) {
+  if constexpr (std::is_integral_v<A> && std::is_signed_v<A>) {
+    using U = std::make_unsigned_t<A>;
+    return static_cast<A>(is_sum ? static_cast<U>(static_cast<U>(acc) + static_cast<U>(v))
+                                 : static_cast<U>(static_cast<U>(acc) * static_cast<U>(v)));
+  } else {
+    return is_sum ? acc + v : acc * v;
+  }
+}
+
 template <typename T>
 void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in) {
   using A = acc_t<T>;
@@ -104,7 +118,7 @@ void reduce_typed(ReduceOp op, const Tensor& out, const Tensor& in) {
       const bool is_sum = op == ReduceOp::Sum;
       if (is_sum && sum_rows_vec<T>(out, in)) break;
       auto init = [is_sum] { return A(is_sum ? 0 : 1); };
-      auto step = [is_sum](A acc, T v) { return is_sum ? acc + A(static_cast<C>(v)) : acc * A(static_cast<C>(v)); };
+      auto step = [is_sum](A acc, T v) { return sum_or_prod<A>(is_sum, acc, A(static_cast<C>(v))); };
       if (out.dtype() == DType::Int64) reduce_rows<T, int64_t>(out, in, init, step);
       else BM_DISPATCH_FLOATING(out.dtype(), "sum", [&] {
         reduce_rows<T, scalar_t>(out, in, [&] { return static_cast<double>(init()); },

@@ -189,30 +189,11 @@ inline long long clock64() { return 0; }
 inline void __nanosleep(unsigned) {}
 
 // ---- atomics: fibers of one block share one host thread, and blocks run one at a time ---------
+// (The toolkit's host operators cover __half, __nv_bfloat16 and their pairs, rounding once.)
 template <typename T>
 inline T atomicAdd(T* p, T v) {
   const T old = *p;
   *p = old + v;
-  return old;
-}
-inline __half atomicAdd(__half* p, __half v) {
-  const __half old = *p;
-  *p = __float2half_rn(__half2float(old) + __half2float(v));
-  return old;
-}
-inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
-  const __nv_bfloat16 old = *p;
-  *p = __float2bfloat16_rn(__bfloat162float(old) + __bfloat162float(v));
-  return old;
-}
-inline __half2 atomicAdd(__half2* p, __half2 v) {
-  const __half2 old = *p;
-  *p = __floats2half2_rn(__low2float(old) + __low2float(v), __high2float(old) + __high2float(v));
-  return old;
-}
-inline __nv_bfloat162 atomicAdd(__nv_bfloat162* p, __nv_bfloat162 v) {
-  const __nv_bfloat162 old = *p;
-  *p = __floats2bfloat162_rn(__low2float(old) + __low2float(v), __high2float(old) + __high2float(v));
   return old;
 }
 template <typename T>

@@ -34,6 +34,6 @@ add_custom_command(
   DEPENDS ${_emu_inputs} ${PROJECT_SOURCE_DIR}/tests/cuda_emu/rewrite_launches.py
   COMMENT "cuda-emu: rewriting kernels/cuda for the host compiler")
 set_source_files_properties(${BIGMODEL_EMU_SOURCES} PROPERTIES GENERATED TRUE
-  COMPILE_OPTIONS "-iquote;${BIGMODEL_EMU_KERNEL_DIR};-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/cuda_emu.h;-Wno-unused-variable;-Wno-unused-function")
+  COMPILE_OPTIONS "-iquote;${BIGMODEL_EMU_KERNEL_DIR};-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/cuda_emu.h;-Wno-unused-variable;-Wno-unused-function;-Wno-unknown-pragmas")
 list(APPEND BIGMODEL_EMU_SOURCES ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_runtime.cpp
      ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_cudart.cpp ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_hopper.cpp)
