@@ -55,6 +55,11 @@ if [ "$MEMCHECK" = 1 ]; then
           UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$PWD/$BUILD/sanitizer-python")
 fi
 not_emulated='*Cublas*:*cublas*:*Cudnn*:*Wgmma*:CudaGemm.BackendSwitchRoutesGemm:CudaGemm.FusedEpilogues:CudaGemm.Int8TensorCorePathExact:CudaGemm.MatmulOpMatchesCpu:CudaGemm.OursAgreesWithCublas:CudaLinear.OpsMatchCpuBothBackends:CudaLinear.TransposedWeightViewNeedsNoCopy'
+# The CudaReduce layout sweeps include 300001-row shapes: tens of minutes each when emulated.
+# EMU_SLOW=1 runs them too.
+if [ "${EMU_SLOW:-0}" != 1 ]; then
+  not_emulated+=':CudaReduce.ReduceKernelMatchesCpuOnEveryLayout:CudaReduce.RowStatsMatchCpuOnEveryLayout:CudaReduce.ArgReduceMatchesCpuIncludingTiesAndNaN'
+fi
 py_k="not cublas and not cudnn"
 if [ "$MEMCHECK" = 1 ]; then  # these check the cache itself, which memcheck turns off
   not_emulated+=':CudaAllocator.StatsReuseAndEmptyCache'
