@@ -56,6 +56,30 @@ def peer_unavailable(peer, reason, case=None):
     print(f"peer unavailable: {peer}{where}: {reason}", flush=True)
 
 
+def time_case(rows, failed, name, fn, nbytes, torch=None, torch_fn=None, **timing):
+    """Times fn (ours) and torch_fn (the peer) with median_ms(**timing) and appends
+    (name, ms, nbytes, torch ms or None) to rows. Our failure prints FAIL and lands in
+    `failed`; the peer's prints 'peer unavailable'; either way the bench goes on."""
+    try:
+        ms = median_ms(fn, _bm_event(), **timing)
+    except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
+        print(f"FAIL {name}: {first_line(e)}", flush=True)
+        failed.append(name)
+        return
+    tms = None
+    if torch and torch_fn:
+        try:
+            tms = median_ms(torch_fn, torch.cuda.Event, **timing)
+        except Exception as e:  # noqa: BLE001
+            peer_unavailable("torch", first_line(e), name)
+    rows.append((name, ms, nbytes, tms))
+
+
+def _bm_event():
+    import bigmodel as bm
+    return bm.cuda.Event
+
+
 def torch_cuda_peer():
     """(torch, None) when PyTorch with CUDA is importable, else (None, the reason)."""
     try:

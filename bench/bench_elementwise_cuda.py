@@ -11,7 +11,7 @@ import sys
 
 import bigmodel as bm
 import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
 
 torch, TORCH_WHY = torch_cuda_peer()
 
@@ -36,19 +36,7 @@ def main():
     failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        try:
-            ms = median_ms(fn, bm.cuda.Event)
-        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
-            print(f"FAIL {name}: {first_line(e)}", flush=True)
-            failed.append(name)
-            return
-        tms = None
-        if torch and torch_fn:
-            try:
-                tms = median_ms(torch_fn, torch.cuda.Event)
-            except Exception as e:  # noqa: BLE001
-                peer_unavailable("torch", first_line(e), name)
-        rows.append((name, ms, nbytes, tms))
+        time_case(rows, failed, name, fn, nbytes, torch, torch_fn)
 
     case("copy f32 (memcpy)", lambda: out.copy_(a), 2 * 4 * n)
     copy_gbs = rows[0][2] / rows[0][1] / 1e6 if rows else float("nan")

@@ -13,7 +13,7 @@ import sys
 
 import bigmodel as bm
 import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
 import bigmodel.nn.functional as F
 
 torch, TORCH_WHY = torch_cuda_peer()
@@ -46,19 +46,7 @@ def main():
     failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        try:
-            ms = median_ms(fn, bm.cuda.Event, reps, pass_index=True)
-        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
-            print(f"FAIL {name}: {first_line(e)}", flush=True)
-            failed.append(name)
-            return
-        tms = None
-        if torch and torch_fn:
-            try:
-                tms = median_ms(torch_fn, torch.cuda.Event, reps, pass_index=True)
-            except Exception as e:  # noqa: BLE001
-                peer_unavailable("torch", first_line(e), name)
-        rows.append((name, ms, nbytes, tms))
+        time_case(rows, failed, name, fn, nbytes, torch, torch_fn, reps=reps, pass_index=True)
 
     n = 1 << 12 if args.smoke else 1 << 28
     a, out = bm.rand(n, device="cuda"), bm.empty(n, device="cuda")

@@ -12,7 +12,7 @@ import sys
 
 import bigmodel as bm
 import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
 
 torch, TORCH_WHY = torch_cuda_peer()
 
@@ -37,19 +37,7 @@ def main():
     failed = []
 
     def case(name, fn, nbytes, torch_fn=None):
-        try:
-            ms = median_ms(fn, bm.cuda.Event)
-        except Exception as e:  # noqa: BLE001 - report ours failing, keep the other cases
-            print(f"FAIL {name}: {first_line(e)}", flush=True)
-            failed.append(name)
-            return
-        tms = None
-        if torch and torch_fn:
-            try:
-                tms = median_ms(torch_fn, torch.cuda.Event)
-            except Exception as e:  # noqa: BLE001
-                peer_unavailable("torch", first_line(e), name)
-        rows.append((name, ms, nbytes, tms))
+        time_case(rows, failed, name, fn, nbytes, torch, torch_fn)
 
     def both(shape):
         return a.view(*shape), (ta.view(*shape) if torch else None)
