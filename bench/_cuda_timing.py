@@ -1,6 +1,7 @@
 """Shared timing for the GPU benches: the median of CUDA-event-timed runs after warm-up,
 with a fixed repeat count or one sized to a time budget per case; plus the helpers every
-GPU bench uses for its peers (PyTorch on CUDA, cuBLAS, cuDNN) and for smoke runs.
+GPU bench uses for its peers (PyTorch on CUDA, cuBLAS, cuDNN), its start (arguments, SKIP
+without a GPU), its summary table and exit status, and for smoke runs.
 
 Smoke runs (--smoke on every bench/bench_*_cuda.py, scripts/cuda_emu_benches.sh) use tiny
 sizes and one or two repeats so the whole bench runs on the CUDA-on-CPU emulation build: they
@@ -75,6 +76,29 @@ def time_case(rows, failed, name, fn, nbytes, torch=None, torch_fn=None, **timin
     rows.append((name, ms, nbytes, tms))
 
 
+def time_backends(family, peer, label, measure, failed, missing=None, fail_name=None):
+    """{"ours": measure(), peer: measure()}, measured with bm.backends.<family> set to "ours"
+    and then to peer (cuDNN, cuBLAS), and set back to "ours" after each. Our failure prints
+    "FAIL <fail_name or label>: ..." and appends label to `failed`; the peer's prints
+    "peer unavailable"; either way that entry reads `missing`."""
+    import bigmodel as bm
+    res = {}
+    for backend in ("ours", peer):
+        try:
+            setattr(bm.backends, family, backend)
+            res[backend] = measure()
+        except Exception as e:  # noqa: BLE001 - a build without the peer, a case or dtype it rejects
+            if backend == "ours":
+                print(f"FAIL {fail_name or label}: {first_line(e)}", flush=True)
+                failed.append(label)
+            else:
+                peer_unavailable(backend, first_line(e), label)
+            res[backend] = missing
+        finally:
+            setattr(bm.backends, family, "ours")
+    return res
+
+
 def _bm_event():
     import bigmodel as bm
     return bm.cuda.Event
@@ -92,3 +116,39 @@ def torch_cuda_peer():
         return None, f"torch {torch.__version__} sees no CUDA device"
     except Exception as e:  # noqa: BLE001
         return None, f"torch.cuda failed ({first_line(e)})"
+
+
+def parse_gpu_bench_args(ap, torch_why=None, smoke_help="tiny sizes, 2 reps: checks the script, not speed"):
+    """The start every GPU bench shares: adds --smoke to ap (after the bench's own flags),
+    parses the command line and, where no GPU is visible, prints "SKIP: no CUDA GPU visible"
+    and returns None (the bench then exits 0). Otherwise sets smoke mode, prints
+    "peer unavailable" for a missing PyTorch (torch_why: torch_cuda_peer()'s reason) and
+    returns the parsed arguments."""
+    import bigmodel as bm
+    ap.add_argument("--smoke", action="store_true", help=smoke_help)
+    args = ap.parse_args()
+    if not bm.cuda.is_available():
+        print("SKIP: no CUDA GPU visible")
+        return None
+    smoke_mode(args.smoke)
+    if torch_why:
+        peer_unavailable("torch (CUDA)", torch_why)
+    return args
+
+
+def print_bandwidth_table(rows, copy_gbs, have_torch, name_width):
+    """The GB/s summary of time_case's rows: one line per case with its ratio to a device
+    copy (copy_gbs) and to PyTorch ("vs torch" > 1: bigmodel faster; - where it did not run)."""
+    peer = "torch" if have_torch else "torch (absent)"
+    print(f"{'kernel':{name_width}s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
+    for name, t, nbytes, tms in rows:
+        gbs = nbytes / t / 1e6
+        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
+        print(f"{name:{name_width}s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
+
+
+def exit_status(failed):
+    """Names the cases of ours that failed, if any; the bench's exit status (1 when any did)."""
+    if failed:
+        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
+    return 1 if failed else 0

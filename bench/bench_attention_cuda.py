@@ -13,8 +13,7 @@ import argparse
 import sys
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import exit_status, first_line, median_ms, parse_gpu_bench_args, peer_unavailable, torch_cuda_peer
 
 
 def timed(fn, event_cls):
@@ -53,14 +52,11 @@ def main():
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--fwd-only", action="store_true")
     ap.add_argument("--no-cudnn", action="store_true", help="skip the cuDNN baseline columns")
-    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
+    args = parse_gpu_bench_args(ap, smoke_help="tiny shapes, 2 reps: checks the script, not speed")
+    if args is None:
+        return 0
     if args.smoke:
         args.n, args.d, args.batch, args.heads = "64,100", "64,128", 1, 2
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
-        return 0
-    _cuda_timing.smoke_mode(args.smoke)
     torch, why = torch_cuda_peer()
     if torch is not None and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
         torch, why = None, f"torch {torch.__version__} has no F.scaled_dot_product_attention (needs >= 2.0)"
@@ -155,9 +151,7 @@ def main():
                              for m, dd, n, c, _, o, _, _ in rows if m == mode and dd == d and c == causal]
                     if cells:
                         print(f"{mode:7s} d={d:3d} causal={int(causal)}  " + "  ".join(cells))
-    if failed:
-        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
-    return 1 if failed else 0
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

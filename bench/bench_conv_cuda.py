@@ -13,8 +13,8 @@ import argparse
 import sys
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import (exit_status, first_line, median_ms, parse_gpu_bench_args, peer_unavailable, time_backends,
+                          torch_cuda_peer)
 
 torch, TORCH_WHY = torch_cuda_peer()
 HAVE_TORCH = torch is not None
@@ -67,21 +67,10 @@ def conv_case(layer, dtype_name, reps):
         wg.grad = None
         bm.conv2d(xg, wg, stride=s, padding=p).backward(gy)
 
-    res = {}
     label = f"conv {name} {dtype_name}"
-    for backend in ("ours", "cudnn"):
-        try:
-            bm.backends.conv = backend
-            res[backend] = (median_ms(fwd, bm.cuda.Event, reps), median_ms(fwd_bwd, bm.cuda.Event, reps))
-        except Exception as e:  # noqa: BLE001 - a build without cuDNN, or a case it rejects
-            if backend == "ours":
-                print(f"FAIL {label}: {first_line(e)}", flush=True)
-                FAILED.append(label)
-            else:
-                peer_unavailable(backend, first_line(e), label)
-            res[backend] = (None, None)
-        finally:
-            bm.backends.conv = "ours"
+    res = time_backends("conv", "cudnn", label,
+                        lambda: (median_ms(fwd, bm.cuda.Event, reps), median_ms(fwd_bwd, bm.cuda.Event, reps)),
+                        FAILED, missing=(None, None))
     res["torch"] = (None, None)
     if HAVE_TORCH:
         tdt = getattr(torch, dtype_name)
@@ -147,14 +136,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="float32 and bfloat16 of three layers only")
-    ap.add_argument("--smoke", action="store_true", help="tiny layers, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY, "tiny layers, 2 reps: checks the script, not speed")
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if not HAVE_TORCH:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     if HAVE_TORCH:
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False  # true fp32, as ours and bm's cuDNN backend
@@ -169,9 +153,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         print(f"FAIL pool: {first_line(e)}", flush=True)
         FAILED.append("pool")
-    if FAILED:
-        print(f"FAILED cases ({len(FAILED)}): {', '.join(FAILED)}")
-    return 1 if FAILED else 0
+    return exit_status(FAILED)
 
 
 if __name__ == "__main__":

@@ -10,22 +10,16 @@ import math
 import sys
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
+from _cuda_timing import exit_status, parse_gpu_bench_args, print_bandwidth_table, time_case, torch_cuda_peer
 
 torch, TORCH_WHY = torch_cuda_peer()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY)
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if TORCH_WHY:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     n = 1 << 12 if args.smoke else 1 << 28  # 1 GiB of float32 per tensor: far past L2
     side = math.isqrt(n)  # n is a power of 4: a square view for the transposed cases
     a = bm.rand(n, device="cuda")
@@ -78,15 +72,8 @@ def main():
     case("randn f32", lambda: out.normal_(), 4 * n, torch and (lambda: ta.normal_()))
     case("bernoulli_ f32", lambda: out.bernoulli_(0.5), 4 * n, torch and (lambda: ta.bernoulli_(0.5)))
 
-    peer = "torch" if torch else "torch (absent)"
-    print(f"{'kernel':28s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
-    for name, t, nbytes, tms in rows:
-        gbs = nbytes / t / 1e6
-        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"  # > 1: bigmodel faster
-        print(f"{name:28s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    if failed:
-        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
-    return 1 if failed else 0
+    print_bandwidth_table(rows, copy_gbs, torch is not None, 28)
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

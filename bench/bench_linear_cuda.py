@@ -14,8 +14,7 @@ import sys
 
 import bigmodel as bm
 import bigmodel.nn.functional as F
-import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import exit_status, first_line, median_ms, parse_gpu_bench_args, peer_unavailable, torch_cuda_peer
 
 torch, TORCH_WHY = torch_cuda_peer()
 
@@ -49,14 +48,9 @@ def torch_op(x, w, b, act):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="bfloat16, two shapes, 10 reps")
-    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY, "tiny shapes, 2 reps: checks the script, not speed")
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if TORCH_WHY:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     quick = args.quick
     reps = 10 if quick else 30
     dtypes = [bm.bfloat16] if quick else [bm.bfloat16, bm.float32]
@@ -150,9 +144,7 @@ def main():
     for name, f_ms, u_ms, t_ms, flops in rows:
         ratio = f"{t_ms / f_ms:16.2f}" if t_ms else f"{'-':>16s}"
         print(f"{name:58s} {f_ms:8.3f} {flops / f_ms / 1e9:8.1f} {u_ms:10.3f} {u_ms / f_ms:10.2f} {ratio}")
-    if failed:
-        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
-    return 1 if failed else 0
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,14 @@ the goal is <= 1).
 import argparse
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/OpenBLAS/bigmodel load
-os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+from _cpu_timing import default_threads, time_alternating, torch_peer
+
+THREADS = default_threads()  # before numpy/OpenBLAS/bigmodel load
 import numpy as np  # noqa: E402
 
 import bigmodel as bm  # noqa: E402
-from _cpu_timing import time_alternating  # noqa: E402
 
-try:
-    import torch
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-except ImportError:
-    torch = None
+torch = torch_peer(THREADS)
 
 
 def bigmodel_step(x, target, hidden, layers):

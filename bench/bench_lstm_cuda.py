@@ -16,8 +16,8 @@ import sys
 import numpy as np
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import first_line, median_ms, peer_unavailable, torch_cuda_peer
+from _cuda_timing import (exit_status, first_line, median_ms, parse_gpu_bench_args, peer_unavailable, time_backends,
+                          torch_cuda_peer)
 
 torch, TORCH_WHY = torch_cuda_peer()
 HAVE_TORCH = torch is not None
@@ -82,23 +82,12 @@ def torch_step(kind, B, T, H, layers, dtype_name, train, lengths):
 
 
 def case(kind, B, T, H, layers, dtype_name, train, lengths, reps):
-    res = {}
     label = f"{kind} B{B} T{T} H{H} L{layers}{' lengths' if lengths is not None else ''} {dtype_name} " \
         f"{'train' if train else 'fwd'}"
-    for backend in ("ours", "cudnn"):
-        try:
-            bm.backends.rnn = backend
-            res[backend] = median_ms(bm_step(kind, B, T, H, layers, dtype_name, train, lengths), bm.cuda.Event, reps,
-                                     warmup=2, budget_s=6.0)
-        except Exception as e:  # noqa: BLE001 - a build without cuDNN, a dtype its RNN lacks
-            if backend == "ours":
-                print(f"FAIL rnn {label}: {first_line(e)}", flush=True)
-                FAILED.append(label)
-            else:
-                peer_unavailable(backend, first_line(e), label)
-            res[backend] = None
-        finally:
-            bm.backends.rnn = "ours"
+    res = time_backends("rnn", "cudnn", label,
+                        lambda: median_ms(bm_step(kind, B, T, H, layers, dtype_name, train, lengths), bm.cuda.Event,
+                                          reps, warmup=2, budget_s=6.0),
+                        FAILED, fail_name=f"rnn {label}")
     res["torch"] = None
     if HAVE_TORCH:
         try:
@@ -123,14 +112,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="issue 8's float32 training step only")
-    ap.add_argument("--smoke", action="store_true", help="B=3 T=5 H=16, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY, "B=3 T=5 H=16, 2 reps: checks the script, not speed")
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if not HAVE_TORCH:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     if HAVE_TORCH:
         torch.backends.cudnn.allow_tf32 = False  # true fp32, as ours and bm's cuDNN backend
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -144,9 +128,7 @@ def main():
     lengths = [int(v) for v in np.random.default_rng(0).integers(max(1, T // 4), T + 1, size=B)]
     case("lstm", B, T, H, L, "float32", True, lengths, args.reps)
     case("gru", B, T, H, L, "float32", True, None, args.reps)
-    if FAILED:
-        print(f"FAILED cases ({len(FAILED)}): {', '.join(FAILED)}")
-    return 1 if FAILED else 0
+    return exit_status(FAILED)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ import argparse
 import sys
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
+from _cuda_timing import exit_status, parse_gpu_bench_args, print_bandwidth_table, time_case, torch_cuda_peer
 import bigmodel.nn.functional as F
 
 torch, TORCH_WHY = torch_cuda_peer()
@@ -30,14 +29,9 @@ def main():
     global ROTATE_BYTES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="float32 only, fewer shapes and repeats")
-    ap.add_argument("--smoke", action="store_true", help="tiny shapes, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY, "tiny shapes, 2 reps: checks the script, not speed")
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if TORCH_WHY:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     quick = args.quick
     reps = 10 if quick else 25
     if args.smoke:
@@ -122,15 +116,8 @@ def main():
             case(f"cross_entropy fwd+bwd {r}x{c} {tdt[dt]}", ce_step, 3 * nbytes, torch and torch_ce_step)
             del x, tx
 
-    peer = "torch" if torch else "torch (absent)"
-    print(f"{'kernel':40s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
-    for name, t, nbytes, tms in rows:
-        gbs = nbytes / t / 1e6
-        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
-        print(f"{name:40s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    if failed:
-        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
-    return 1 if failed else 0
+    print_bandwidth_table(rows, copy_gbs, torch is not None, 40)
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

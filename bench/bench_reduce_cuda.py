@@ -11,22 +11,16 @@ import argparse
 import sys
 
 import bigmodel as bm
-import _cuda_timing
-from _cuda_timing import peer_unavailable, time_case, torch_cuda_peer
+from _cuda_timing import exit_status, parse_gpu_bench_args, print_bandwidth_table, time_case, torch_cuda_peer
 
 torch, TORCH_WHY = torch_cuda_peer()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 reps: checks the script, not speed")
-    args = ap.parse_args()
-    if not bm.cuda.is_available():
-        print("SKIP: no CUDA GPU visible")
+    args = parse_gpu_bench_args(ap, TORCH_WHY)
+    if args is None:
         return 0
-    _cuda_timing.smoke_mode(args.smoke)
-    if TORCH_WHY:
-        peer_unavailable("torch (CUDA)", TORCH_WHY)
     # 1 GiB of float32: far past the 50 MB L2, so every run reads HBM. Smoke: 64K elements
     # (still >= 4096 * 16, so every row/column shape below is non-empty).
     n = 1 << 16 if args.smoke else 1 << 28
@@ -83,15 +77,8 @@ def main():
     case(f"index_select f32 dim1 [{vocab} x {ncols}]", lambda: bm.index_select(w, 1, cols), 2 * vocab * ncols * 4,
          torch and (lambda: torch.index_select(tw, 1, tcols)))
 
-    peer = "torch" if torch else "torch (absent)"
-    print(f"{'kernel':36s} {'ms':>8s} {'GB/s':>8s} {'vs copy':>8s} {'vs ' + peer:>16s}")
-    for name, t, nbytes, tms in rows:
-        gbs = nbytes / t / 1e6
-        ratio = f"{tms / t:16.2f}" if tms else f"{'-':>16s}"
-        print(f"{name:36s} {t:8.3f} {gbs:8.0f} {gbs / copy_gbs:8.2f} {ratio}")
-    if failed:
-        print(f"FAILED cases ({len(failed)}): {', '.join(failed)}")
-    return 1 if failed else 0
+    print_bandwidth_table(rows, copy_gbs, torch is not None, 36)
+    return exit_status(failed)
 
 
 if __name__ == "__main__":

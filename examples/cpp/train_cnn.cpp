@@ -42,7 +42,7 @@ struct ArticleCNN : nn::Module {
     x = max_pool2d(x, {2, 2});
     x = (*dropout1)(x);
     x = flatten(x, 1);
-    x = relu((*fc1)(x));
+    x = linear_act(x, fc1->weight, fc1->bias, "relu");  // fc1 + ReLU: the ReLU in the GEMM's epilogue
     x = (*dropout2)(x);
     return (*fc2)(x);
   }

@@ -4,66 +4,20 @@
 // Runs on every machine; the CUDA backend is exercised by test_cuda_runtime.cpp.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <map>
+#include <cstdint>
 #include <string>
 
 #include "core/cuda/caching_allocator.h"
 #include "core/error.h"
+#include "tests/cpp/host_allocator_backend.h"
 
 using namespace bigmodel;
 using namespace bigmodel::cuda;
 
 namespace {
 
-// Host memory with a byte budget (to provoke OOM) and events completed by hand.
-struct HostBackend : AllocatorBackend {
-  size_t budget = size_t{1} << 40;
-  size_t in_use = 0;
-  int allocs = 0, frees = 0, syncs = 0;
-  std::map<void*, size_t> live;
-  std::map<int*, bool> events;  // event -> done
-  bool events_complete_on_sync = true;
-
-  void* raw_alloc(size_t n) override {
-    if (in_use + n > budget) return nullptr;
-    void* p = std::malloc(n);
-    live[p] = n;
-    in_use += n;
-    ++allocs;
-    return p;
-  }
-  void raw_free(void* p) override {
-    in_use -= live.at(p);
-    live.erase(p);
-    std::free(p);
-    ++frees;
-  }
-  void* record_event(StreamId) override {
-    int* e = new int(0);
-    events[e] = false;
-    return e;
-  }
-  bool event_done(void* e) override { return events.at(static_cast<int*>(e)); }
-  void release_event(void* e) override {
-    events.erase(static_cast<int*>(e));
-    delete static_cast<int*>(e);
-  }
-  void synchronize() override {
-    ++syncs;
-    if (events_complete_on_sync)
-      for (auto& kv : events) kv.second = true;
-  }
-  std::string describe_memory() override { return "host budget " + std::to_string(budget); }
-  void complete_all() {
-    for (auto& kv : events) kv.second = true;
-  }
-};
-
-struct Fixture {
-  HostBackend* backend = new HostBackend;
-  CachingAllocator alloc{std::unique_ptr<AllocatorBackend>(backend), "test:0"};
-};
+// A CachingAllocator over host memory with a byte budget and events completed by hand.
+using Fixture = test_util::HostAllocatorFixture;
 
 StreamId stream(int i) { return reinterpret_cast<StreamId>(static_cast<uintptr_t>(i)); }
 

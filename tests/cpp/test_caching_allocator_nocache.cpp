@@ -4,48 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <map>
 #include <string>
 
 #include "core/cuda/caching_allocator.h"
+#include "tests/cpp/host_allocator_backend.h"
 
 using namespace bigmodel::cuda;
 
-namespace {
-
-struct ExactBackend : AllocatorBackend {
-  std::map<void*, size_t> live;
-  std::map<int*, bool> events;
-  void* raw_alloc(size_t n) override {
-    void* p = std::malloc(n);
-    live[p] = n;
-    return p;
-  }
-  void raw_free(void* p) override {
-    live.erase(p);
-    std::free(p);
-  }
-  void* record_event(StreamId) override {
-    int* e = new int(0);
-    events[e] = false;
-    return e;
-  }
-  bool event_done(void* e) override { return events.at(static_cast<int*>(e)); }
-  void release_event(void* e) override {
-    events.erase(static_cast<int*>(e));
-    delete static_cast<int*>(e);
-  }
-  void synchronize() override {
-    for (auto& kv : events) kv.second = true;
-  }
-};
-
-}  // namespace
-
 TEST(CachingAllocatorNoCache, EachBlockIsAnExactBackendAllocation) {
-  auto owned = std::make_unique<ExactBackend>();
-  ExactBackend* be = owned.get();
-  CachingAllocator a(std::move(owned), "test", /*caching=*/false);
+  test_util::HostAllocatorFixture f(/*caching=*/false);
+  CachingAllocator& a = f.alloc;
+  test_util::HostBackend* be = f.backend;
   EXPECT_FALSE(a.caching());
   void* p = a.allocate(7, nullptr);
   void* q = a.allocate(3000, nullptr);
@@ -69,9 +38,9 @@ TEST(CachingAllocatorNoCache, EachBlockIsAnExactBackendAllocation) {
 }
 
 TEST(CachingAllocatorNoCache, CrossStreamFreeWaitsForTheEvent) {
-  auto owned = std::make_unique<ExactBackend>();
-  ExactBackend* be = owned.get();
-  CachingAllocator a(std::move(owned), "test", /*caching=*/false);
+  test_util::HostAllocatorFixture f(/*caching=*/false);
+  CachingAllocator& a = f.alloc;
+  test_util::HostBackend* be = f.backend;
   int other_stream = 0;
   void* p = a.allocate(100, nullptr);
   a.record_stream(p, &other_stream);

@@ -2,14 +2,11 @@
 The cache is off in the ASan tier (and with BIGMODEL_CPU_CACHE=0): tests that need it skip
 there with the reason, and subprocess tests check both environment settings in every tier."""
 import gc
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import bigmodel as bm
+from _child import run_child_json
 
 # Float32 elements of a tensor well above the cache's 128 KiB threshold, not on a size-class
 # boundary (so the cached block is rounded up: cached bytes lie in [nbytes, nbytes * 1.125]).
@@ -136,14 +133,7 @@ print(json.dumps(out))
 
 
 def _run_child(cache_env):
-    env = dict(os.environ)
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(bm.__file__)))
-    env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
-    env["BIGMODEL_CPU_CACHE"] = cache_env
-    env.pop("BIGMODEL_CPU_CACHE_MB", None)
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child_json(_CHILD, 120, {"BIGMODEL_CPU_CACHE": cache_env}, env_drop=["BIGMODEL_CPU_CACHE_MB"])
 
 
 def test_env_zero_reports_a_disabled_cache():

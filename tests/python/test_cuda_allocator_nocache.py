@@ -2,14 +2,11 @@
 own cudaMalloc of exactly its size, returned by cudaFree when the tensor dies), the mode memory
 checkers need (compute-sanitizer, scripts/cuda_emu_test.sh --memcheck). Each setting runs in
 a child process, since the allocator reads the variable once. Skips without a GPU."""
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 import bigmodel as bm
+from _child import run_child_json
 
 pytestmark = pytest.mark.skipif(not bm.cuda.is_available(), reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
 
@@ -35,13 +32,7 @@ print(json.dumps(out))
 
 
 def _run_child(caching_env):
-    env = dict(os.environ)
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(bm.__file__)))
-    env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
-    env["BIGMODEL_CUDA_CACHING"] = caching_env
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child_json(_CHILD, 300, {"BIGMODEL_CUDA_CACHING": caching_env})
 
 
 def test_caching_off_allocates_each_tensor_exactly_and_frees_it():
