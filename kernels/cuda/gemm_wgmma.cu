@@ -47,12 +47,20 @@ struct WgArgs {
   Epilogue ep;
 };
 
+#ifdef BIGMODEL_CUDA_EMU  // the CUDA-on-CPU test build (tests/cuda_emu)
+__device__ __forceinline__ void st_global_f32x2(void* p, float x, float y) {
+  const float v[2] = {x, y};
+  std::memcpy(p, v, sizeof v);
+}
+__device__ __forceinline__ void st_global_b32(void* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+#else
 __device__ __forceinline__ void st_global_f32x2(void* p, float x, float y) {
   asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"(__cvta_generic_to_global(p)), "f"(x), "f"(y) : "memory");
 }
 __device__ __forceinline__ void st_global_b32(void* p, uint32_t v) {
   asm volatile("st.global.b32 [%0], %1;\n" ::"l"(__cvta_generic_to_global(p)), "r"(v) : "memory");
 }
+#endif
 __device__ __forceinline__ uint32_t bits16(__half v) { return __half_as_ushort(v); }
 __device__ __forceinline__ uint32_t bits16(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
 
@@ -99,7 +107,11 @@ __device__ __forceinline__ void store_pair(TOut* c, TOut* aux, const Epilogue& e
 
 // Named barrier over one consumer warpgroup (ids 1, 2; 0 is __syncthreads).
 __device__ __forceinline__ void warpgroup_sync(int cw) {
+#ifdef BIGMODEL_CUDA_EMU
+  bm_emu::named_barrier(1 + cw, 128);
+#else
   asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");
+#endif
 }
 
 // Writes one consumer warpgroup's 64 x 256 accumulators (rows m_base.., columns n_base..) of
@@ -207,7 +219,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_128x256(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                        WgArgs args) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(BIGMODEL_CUDA_EMU)
   using namespace sm90;
   constexpr bool kBF16 = std::is_same_v<T, __nv_bfloat16>;
   extern __shared__ uint8_t smem_raw[];

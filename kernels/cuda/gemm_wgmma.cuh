@@ -1,6 +1,8 @@
 // Hopper (sm_90a) primitives of the wgmma GEMM (kernels/cuda/gemm_wgmma.cu) as thin inline-asm
 // wrappers: mbarriers, TMA tile loads (cp.async.bulk.tensor), shared-memory matrix descriptors
 // and wgmma.mma_async m64n256k16 with float32 accumulators. Include from sm_90a code only.
+// The BIGMODEL_CUDA_EMU branches are the CUDA-on-CPU test build (tests/cuda_emu/emu_hopper.cpp
+// emulates each primitive after the PTX ISA).
 #pragma once
 #include <cuda.h>  // CUtensorMap (a type only: nothing here links libcuda)
 #include <cuda_runtime.h>
@@ -9,6 +11,21 @@
 
 namespace bigmodel::cuda::gemm_detail::sm90 {
 
+#ifdef BIGMODEL_CUDA_EMU
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) { bm_emu::mbar_init(bar, count); }
+__device__ __forceinline__ void fence_mbar_init() {}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) { bm_emu::mbar_arrive(bar, bytes); }
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) { bm_emu::mbar_arrive(bar, 0); }
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  while (!bm_emu::mbar_try_wait_parity(bar, parity)) bm_emu::spin_wait();
+}
+__device__ __forceinline__ void prefetch_tensor_map(const CUtensorMap*) {}
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2,
+                                            uint32_t bar) {
+  const int coords[3] = {c0, c1, c2};
+  bm_emu::tma_load(dst, map, coords, 3, bar);
+}
+#else
 // ---- mbarrier ---------------------------------------------------------------------------
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -57,6 +74,7 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* map
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
+#endif  // BIGMODEL_CUDA_EMU
 
 // ---- wgmma --------------------------------------------------------------------------------
 // Shared-memory matrix descriptor for a tile written by TMA with the 128-byte swizzle:
@@ -71,6 +89,16 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo_bytes,
          (static_cast<uint64_t>((sbo_bytes >> 4) & 0x3FFF) << 32) | (uint64_t{1} << 62);
 }
 
+#ifdef BIGMODEL_CUDA_EMU
+__device__ __forceinline__ void wgmma_fence() {}
+__device__ __forceinline__ void wgmma_commit() { bm_emu::wgmma_commit(); }
+template <int N> __device__ __forceinline__ void wgmma_wait() { bm_emu::wgmma_wait(N); }
+__device__ __forceinline__ void fence_regs(float (&)[128]) {}
+template <bool BF16, int TnspA, int TnspB>
+__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  bm_emu::wgmma_issue(d, 256, desc_a, desc_b, scale_d, TnspA, TnspB, BF16);
+}
+#else
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wgmma_wait() {
@@ -133,5 +161,6 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_
 #undef BM_WGMMA_N256
 #undef BM_WGMMA_N256_ACC_OUTS
 #undef BM_WGMMA_N256_ACC_REGS
+#endif  // BIGMODEL_CUDA_EMU
 
 }  // namespace bigmodel::cuda::gemm_detail::sm90

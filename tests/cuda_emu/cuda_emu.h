@@ -9,6 +9,9 @@
 // in an order chosen by BIGMODEL_EMU_ORDER (forward, reverse or shuffled), so a missing
 // __syncthreads/__syncwarp shows up as a wrong result; a collective that some lanes never
 // reach, an exited lane named in a shuffle mask, or __trap() fail the launch with a message.
+// Hopper's mbarriers, TMA tile loads, named barriers and wgmma are emulated too
+// (emu_hopper.cpp), so the sm_90a GEMM runs when the emulated device reports compute
+// capability 9.0 (BIGMODEL_EMU_CC, default 90).
 // It checks kernel logic (indexing, tails, synchronisation, fragment layouts), not speed,
 // and says nothing about memory-model races between blocks or out-of-bounds accesses.
 #pragma once
@@ -100,6 +103,33 @@ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr, bool trans);
 void mma_16816_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 void mma_16816_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 void mma_16832_s8(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+
+// ---- sm_90 (Hopper) primitives, emu_hopper.cpp -----------------------------------------------
+// A polling loop's turn (mbarrier and wgmma waits): yields, and the thread stays runnable. A
+// pass of the scheduler in which every live thread only polled, with no progress noted, is
+// reported as a deadlock (on a GPU: a hang, or the trap of a bounded wait).
+void spin_wait();
+void note_progress();
+void wake_pollers();  // a phase completed: the polling threads run next
+void named_barrier(int id, int count);  // bar.sync id, count
+int thread_in_block();
+int threads_in_block();
+bool thread_done(int t);
+uint64_t block_serial();
+size_t dynamic_smem_bytes();
+void mbar_init(uint32_t bar, uint32_t count);
+void mbar_arrive(uint32_t bar, uint32_t expect_tx_bytes);  // arrive.expect_tx (0: plain arrive)
+bool mbar_try_wait_parity(uint32_t bar, uint32_t parity);
+// cp.async.bulk.tensor (tile mode) of the box at `coords` into shared memory at `dst`,
+// completing its bytes on the mbarrier `bar`. `map` was written by the emulated
+// cuTensorMapEncodeTiled.
+void tma_load(uint32_t dst, const void* map, const int* coords, int rank, uint32_t bar);
+// wgmma.mma_async m64nNk16 with float32 accumulators `acc` (N / 2 registers), operands by
+// shared-memory descriptors; runs when a wait_group needs its group (all 128 threads of the
+// warpgroup must have committed it), so it reads shared memory as late as the GPU may.
+void wgmma_issue(float* acc, int n, uint64_t desc_a, uint64_t desc_b, int scale_d, int tnsp_a, int tnsp_b, bool bf16);
+void wgmma_commit();
+void wgmma_wait(int pending);
 
 // ---- launch ---------------------------------------------------------------------------------
 struct LaunchCfg {

@@ -5,6 +5,7 @@
 // Under AddressSanitizer (memcheck builds) a block's bytes past the requested size are
 // poisoned, so with BIGMODEL_CUDA_CACHING=0 (one cudaMalloc per tensor) any access past a
 // tensor's end, by a kernel or by a copy, is reported.
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -26,6 +27,10 @@ void set_func_max_dynamic_smem(const void* kernel, int bytes);
 cudaError_t take_last_error();
 cudaError_t peek_last_error();
 const char* last_error_message();
+CUresult encode_tensor_map_tiled(CUtensorMap* map, CUtensorMapDataType dtype, cuuint32_t rank, void* base,
+                                 const cuuint64_t* dims, const cuuint64_t* strides, const cuuint32_t* box,
+                                 const cuuint32_t* elem_strides, CUtensorMapInterleave interleave,
+                                 CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill fill);
 }  // namespace bm_emu
 
 struct CUstream_st {
@@ -59,6 +64,21 @@ double now_ms() {
 
 cudaError_t check_device(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 
+// The emulated compute capability: BIGMODEL_EMU_CC=90 (default; Hopper, as the H200 the device
+// checks run on: the wgmma GEMM is chosen where it applies) or 80 (only the sm_80 kernels).
+int compute_capability() {
+  static const int cc = [] {
+    const char* e = std::getenv("BIGMODEL_EMU_CC");
+    const int v = e && *e ? std::atoi(e) : 90;
+    if (v != 80 && v != 90) {
+      std::fprintf(stderr, "[cuda-emu] BIGMODEL_EMU_CC=%s: only 80 and 90 are emulated\n", e);
+      std::abort();
+    }
+    return v;
+  }();
+  return cc;
+}
+
 }  // namespace
 
 extern "C" {
@@ -82,8 +102,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int dev
   if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
   switch (attr) {
     case cudaDevAttrMultiProcessorCount: *value = 4; break;  // small grids keep emulation quick
-    case cudaDevAttrComputeCapabilityMajor: *value = 8; break;
-    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = compute_capability() / 10; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = compute_capability() % 10; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
     case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
@@ -99,8 +119,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* prop, int device) {
   if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
   std::memset(prop, 0, sizeof *prop);
   std::snprintf(prop->name, sizeof prop->name, "bigmodel CUDA emulator");
-  prop->major = 8;
-  prop->minor = 0;
+  prop->major = compute_capability() / 10;
+  prop->minor = compute_capability() % 10;
   prop->multiProcessorCount = 4;
   prop->totalGlobalMem = device_capacity();
   prop->sharedMemPerBlock = 48 * 1024;
@@ -257,8 +277,14 @@ const char* cudaGetErrorString(cudaError_t e) {
   return cudaGetErrorName(e);
 }
 
-cudaError_t cudaGetDriverEntryPointByVersion(const char*, void** fn, unsigned int, unsigned long long,
+// The one driver entry point bigmodel asks for: the tensor-map encoder of the TMA GEMM.
+cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** fn, unsigned int, unsigned long long,
                                              enum cudaDriverEntryPointQueryResult* status) {
+  if (symbol && std::strcmp(symbol, "cuTensorMapEncodeTiled") == 0) {
+    *fn = reinterpret_cast<void*>(&bm_emu::encode_tensor_map_tiled);
+    if (status) *status = cudaDriverEntryPointSuccess;
+    return cudaSuccess;
+  }
   *fn = nullptr;
   if (status) *status = cudaDriverEntryPointSymbolNotFound;
   return cudaErrorNotSupported;

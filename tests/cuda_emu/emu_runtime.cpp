@@ -1,9 +1,12 @@
 // CUDA-on-CPU emulation, host side (-DBIGMODEL_CUDA=EMULATE only): the block scheduler that
 // runs a kernel's threads as fibers, the warp-collective and tensor-core emulation used by
 // cuda_emu.h, and the subset of the CUDA runtime API that bigmodel calls, over host memory.
-// One emulated device ("bigmodel CUDA emulator", compute capability 8.0, so the sm_80 kernels
-// are chosen and the Hopper-only ones are not). Work is synchronous: a launch or copy is done
-// when the call returns, so streams and events only keep their bookkeeping.
+// Blocks run one after another, in the thread order's sense (forward, reverse, shuffled).
+// One emulated device ("bigmodel CUDA emulator", compute capability 9.0 by default, 8.0 with
+// BIGMODEL_EMU_CC=80; emu_cudart.cpp). Work is synchronous: a launch or copy is done when the
+// call returns, so streams and events only keep their bookkeeping. Threads that poll (mbarrier
+// and wgmma waits, emu_hopper.cpp) stay runnable; when a phase completes its pollers run next,
+// and a pass in which every live thread only polled is reported as a deadlock.
 // Memcheck (built with -DBIGMODEL_SANITIZE=ON, scripts/cuda_emu_test.sh --memcheck): under
 // AddressSanitizer the fiber switches are announced to ASan, and dynamic shared memory past
 // the launch's request is poisoned while a block runs, so reading or writing past it faults
@@ -72,13 +75,16 @@ constexpr size_t kPage = 4096;
 constexpr int kMaxThreads = 1024;
 constexpr size_t kSmemBytes = 228 * 1024;
 
-enum class St : uint8_t { run, wait_block, wait_warp, done };
+enum class St : uint8_t { run, wait_block, wait_warp, wait_named, done };
+constexpr int kNamedBarriers = 16;
 
 struct Fiber {
   void* sp = nullptr;
   void* fake_stack = nullptr;  // ASan's bookkeeping while the fiber is switched out
   St st = St::run;
+  bool spinning = false;  // yielded from a polling loop (mbarrier or wgmma wait): still runnable
   unsigned mask = 0;
+  int bar_id = 0, bar_count = 0;  // bar.sync id, count
   uint3 tid{};
 };
 
@@ -97,6 +103,9 @@ struct Scheduler {
   const void* sched_stack_bottom = nullptr;
   size_t sched_stack_size = 0;
   bool stale_stacks = false;  // a block was abandoned mid-run: its stack frames stay poisoned
+  uint64_t progress = 0;      // bumped by every state change a polling thread could be waiting for
+  uint64_t serial = 0;        // counts blocks run, so per-block state elsewhere knows when to reset
+  bool wake = false;          // an mbarrier phase completed: its pollers run before anyone else
 };
 
 Scheduler S;
@@ -209,9 +218,41 @@ std::string where(const char* name, const uint3& b, int t) {
   return buf;
 }
 
+// Releases the named barriers (bar.sync id, count) that `count` threads have reached; false
+// (with S.error set) when more threads wait at one than it counts or they disagree on the count.
+bool release_named_barriers(const char* name, const uint3& b, bool& moved) {
+  int waiting[kNamedBarriers] = {}, count[kNamedBarriers] = {}, first[kNamedBarriers];
+  for (int t = 0; t < static_cast<int>(S.fibers.size()); ++t) {
+    const Fiber& f = S.fibers[t];
+    if (f.st != St::wait_named) continue;
+    if (waiting[f.bar_id]++ == 0) {
+      count[f.bar_id] = f.bar_count;
+      first[f.bar_id] = t;
+    } else if (count[f.bar_id] != f.bar_count) {
+      S.error = "[cuda-emu] threads disagree on the thread count of named barrier " + std::to_string(f.bar_id) +
+                " (" + std::to_string(count[f.bar_id]) + " and " + std::to_string(f.bar_count) + ") in " +
+                where(name, b, t);
+      return false;
+    }
+  }
+  for (int id = 0; id < kNamedBarriers; ++id) {
+    if (waiting[id] > count[id]) {
+      S.error = "[cuda-emu] " + std::to_string(waiting[id]) + " threads wait at named barrier " + std::to_string(id) +
+                " of " + std::to_string(count[id]) + " in " + where(name, b, first[id]);
+      return false;
+    }
+    if (waiting[id] == 0 || waiting[id] < count[id]) continue;
+    for (Fiber& f : S.fibers)
+      if (f.st == St::wait_named && f.bar_id == id) f.st = St::run;
+    moved = true;
+  }
+  return true;
+}
+
 // Runs one block to completion; false (with S.error set) on a fault.
 bool run_block(const char* name, const uint3& b, int n, std::mt19937& rng, Order ord) {
   S.fibers.assign(n, Fiber{});
+  ++S.serial;
   const int bx = static_cast<int>(blockDim.x), by = static_cast<int>(blockDim.y);
   for (int t = 0; t < n; ++t) {
     S.fibers[t].tid = make_uint3(static_cast<unsigned>(t % bx), static_cast<unsigned>((t / bx) % by),
@@ -226,10 +267,12 @@ bool run_block(const char* name, const uint3& b, int n, std::mt19937& rng, Order
   int live = n;
   while (live > 0) {
     if (ord == Order::shuffled) std::shuffle(S.order.begin(), S.order.end(), rng);
+    // A pass moved when some thread got past a point it waits at, or changed state another
+    // thread polls for; a pass in which every thread only polled again changes nothing.
     bool moved = false;
-    for (int t : S.order) {
+    const uint64_t progress0 = S.progress;
+    auto run = [&](int t) {
       Fiber& f = S.fibers[t];
-      if (f.st != St::run) continue;
       threadIdx = f.tid;
       S.cur = t;
       resume_fiber(t);
@@ -238,8 +281,22 @@ bool run_block(const char* name, const uint3& b, int n, std::mt19937& rng, Order
         return false;
       }
       if (f.st == St::done) --live;
-      moved = true;
+      if (!f.spinning) moved = true;
+      return true;
+    };
+    for (int t : S.order) {
+      if (S.fibers[t].st != St::run) continue;
+      if (!run(t)) return false;
+      // When a phase completes, the threads polling for it move before the rest of the pass
+      // (a producer refills a released stage at once), so a stage released before the
+      // wgmma groups reading it have run gets overwritten and shows as a wrong result.
+      while (S.wake) {
+        S.wake = false;
+        for (int u : S.order)
+          if (S.fibers[u].st == St::run && S.fibers[u].spinning && !run(u)) return false;
+      }
     }
+    if (S.progress != progress0) moved = true;
     // Warp barriers: released once every live lane named by the waiters' mask has arrived.
     for (int w = 0; w < warps; ++w) {
       unsigned waiting = 0, mask = 0, done = 0, present = 0;
@@ -266,19 +323,28 @@ bool run_block(const char* name, const uint3& b, int n, std::mt19937& rng, Order
         moved = true;
       }
     }
+    if (!release_named_barriers(name, b, moved)) return false;
     if (moved) continue;
-    // Nobody can run: a block barrier that every live thread has reached, or a deadlock.
-    int at_block = 0;
-    for (const Fiber& f : S.fibers) at_block += f.st == St::wait_block;
+    // Nobody can move: a block barrier that every live thread has reached, or a deadlock
+    // (on a GPU: a hang, or the trap of a bounded mbarrier wait).
+    int at_block = 0, at_warp = 0, at_named = 0, polling = 0, first = -1;
+    for (int t = 0; t < n; ++t) {
+      const Fiber& f = S.fibers[t];
+      at_block += f.st == St::wait_block;
+      at_warp += f.st == St::wait_warp;
+      at_named += f.st == St::wait_named;
+      polling += f.st == St::run;
+      if (first < 0 && f.st != St::done && f.st != St::wait_block) first = t;
+    }
     if (at_block == live) {
       for (Fiber& f : S.fibers)
         if (f.st == St::wait_block) f.st = St::run;
       continue;
     }
-    int t = 0;
-    while (S.fibers[t].st != St::wait_warp) ++t;
-    S.error = "[cuda-emu] deadlock: " + std::to_string(at_block) + " of " + std::to_string(live) +
-              " live threads wait at __syncthreads while others wait at a warp collective, first " + where(name, b, t);
+    S.error = "[cuda-emu] deadlock: of " + std::to_string(live) + " live threads, " + std::to_string(at_block) +
+              " wait at __syncthreads, " + std::to_string(at_warp) + " at a warp collective, " +
+              std::to_string(at_named) + " at a named barrier and " + std::to_string(polling) +
+              " poll an mbarrier or wgmma wait that never completes; first " + where(name, b, first);
     return false;
   }
   return true;
@@ -300,6 +366,29 @@ void sync_warp(unsigned mask) {
   f.mask = mask;
   yield();
 }
+void spin_wait() {
+  Fiber& f = S.fibers[S.cur];
+  f.spinning = true;
+  yield();
+  f.spinning = false;
+}
+void note_progress() { ++S.progress; }
+void wake_pollers() { S.wake = true; }
+void named_barrier(int id, int count) {
+  if (id < 0 || id >= kNamedBarriers || count <= 0 || count % 32 != 0 ||
+      count > static_cast<int>(S.fibers.size()))
+    trap("bar.sync with an invalid barrier id or thread count");
+  Fiber& f = S.fibers[S.cur];
+  f.st = St::wait_named;
+  f.bar_id = id;
+  f.bar_count = count;
+  yield();
+}
+int thread_in_block() { return S.cur; }
+int threads_in_block() { return static_cast<int>(S.fibers.size()); }
+bool thread_done(int t) { return S.fibers[t].st == St::done; }
+uint64_t block_serial() { return S.serial; }
+size_t dynamic_smem_bytes() { return g_dynamic_smem; }
 int lane_id() { return S.cur & 31; }
 int warp_in_block() { return S.cur >> 5; }
 void* warp_slots() { return S.slots.data() + static_cast<size_t>(S.cur >> 5) * 32 * kSlotBytes; }
@@ -346,22 +435,31 @@ void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* c
   S.error.clear();
   clear_stale_stacks();
   const size_t smem_used = std::min(kSmemBytes, c.smem);
-  for (unsigned z = 0; z < c.grid.z; ++z)
-    for (unsigned y = 0; y < c.grid.y; ++y)
-      for (unsigned x = 0; x < c.grid.x; ++x) {
-        // Fresh garbage in dynamic shared memory, so reading it before writing shows; under
-        // ASan the arena past the launch's request is off limits while the block runs.
-        std::memset(g_smem, 0xA5, smem_used);
-        ASAN_POISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
-        const bool ok = run_block(name, make_uint3(x, y, z), static_cast<int>(threads), rng, ord);
-        ASAN_UNPOISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
-        if (!ok) {
-          S.stale_stacks = true;
-          std::fprintf(stderr, "%s\n", S.error.c_str());
-          set_error(cudaErrorLaunchFailure, S.error);
-          return;
-        }
-      }
+  // Blocks run one at a time, in the order the thread order names too (forward, reverse or
+  // shuffled), so a kernel whose result depends on which block runs first shows.
+  std::vector<unsigned long long> perm;
+  if (ord == Order::shuffled && blocks <= (1ull << 20)) {
+    perm.resize(blocks);
+    for (unsigned long long i = 0; i < blocks; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+  }
+  for (unsigned long long i = 0; i < blocks; ++i) {
+    const unsigned long long lin = !perm.empty() ? perm[i] : (ord == Order::forward ? i : blocks - 1 - i);
+    const unsigned x = static_cast<unsigned>(lin % c.grid.x), y = static_cast<unsigned>(lin / c.grid.x % c.grid.y),
+                   z = static_cast<unsigned>(lin / (1ull * c.grid.x * c.grid.y));
+    // Fresh garbage in dynamic shared memory, so reading it before writing shows; under
+    // ASan the arena past the launch's request is off limits while the block runs.
+    std::memset(g_smem, 0xA5, smem_used);
+    ASAN_POISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
+    const bool ok = run_block(name, make_uint3(x, y, z), static_cast<int>(threads), rng, ord);
+    ASAN_UNPOISON_MEMORY_REGION(g_smem + smem_used, kSmemBytes - smem_used);
+    if (!ok) {
+      S.stale_stacks = true;
+      std::fprintf(stderr, "%s\n", S.error.c_str());
+      set_error(cudaErrorLaunchFailure, S.error);
+      return;
+    }
+  }
 }
 
 // ---- tensor-core fragments (PTX ISA, mma.m16n8k16 / m16n8k32 and ldmatrix) -----------------------

@@ -8,15 +8,11 @@ set(_emu_src ${PROJECT_SOURCE_DIR}/kernels/cuda)
 set(BIGMODEL_EMU_KERNEL_DIR ${CMAKE_BINARY_DIR}/cuda_emu_src)
 set(_emu_out ${BIGMODEL_EMU_KERNEL_DIR}/kernels/cuda)
 file(GLOB _emu_inputs CONFIGURE_DEPENDS ${_emu_src}/*.cu ${_emu_src}/*.cuh ${_emu_src}/*.h ${_emu_src}/*.cpp)
-set(_emu_skip gemm_wgmma.cu gemm_wgmma.cuh)
 set(_emu_outputs)
 set(BIGMODEL_EMU_SOURCES)
 foreach(f ${_emu_inputs})
   get_filename_component(name ${f} NAME)
   get_filename_component(ext ${f} LAST_EXT)
-  if(name IN_LIST _emu_skip)
-    continue()
-  endif()
   if(ext STREQUAL ".cu")
     list(APPEND _emu_outputs ${_emu_out}/${name}.cpp)
     list(APPEND BIGMODEL_EMU_SOURCES ${_emu_out}/${name}.cpp)
@@ -30,7 +26,6 @@ endforeach()
 add_custom_command(
   OUTPUT ${_emu_outputs}
   COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/cuda_emu/rewrite_launches.py ${_emu_src} ${_emu_out}
-          --skip ${_emu_skip}
   DEPENDS ${_emu_inputs} ${PROJECT_SOURCE_DIR}/tests/cuda_emu/rewrite_launches.py
   COMMENT "cuda-emu: rewriting kernels/cuda for the host compiler")
 set_source_files_properties(${BIGMODEL_EMU_SOURCES} PROPERTIES GENERATED TRUE

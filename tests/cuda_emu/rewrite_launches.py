@@ -8,7 +8,7 @@ compiler (tests/cuda_emu/cuda_emu.h supplies the rest):
   extern __shared__ __align__(16) float smem[];
       -> float* smem = reinterpret_cast<float*>(::bm_emu::dynamic_smem());
 
-Usage: rewrite_launches.py SRC_DIR OUT_DIR [--skip NAME ...]. Files are written only when
+Usage: rewrite_launches.py SRC_DIR OUT_DIR. Files are written only when
 their text changes, so the build does not recompile what did not change.
 """
 import pathlib
@@ -103,10 +103,9 @@ def rewrite(text, path):
 def main():
     src = pathlib.Path(sys.argv[1])
     dst = pathlib.Path(sys.argv[2])
-    skip = set(sys.argv[4:]) if len(sys.argv) > 3 and sys.argv[3] == "--skip" else set()
     dst.mkdir(parents=True, exist_ok=True)
     for f in sorted(src.iterdir()):
-        if f.suffix not in (".cu", ".cuh", ".h", ".cpp") or f.name in skip:
+        if f.suffix not in (".cu", ".cuh", ".h", ".cpp"):
             continue
         text = rewrite(f.read_text(), f)
         name = f.name + ".cpp" if f.suffix == ".cu" else f.name
