@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and builds (scripts/setup.sh), then runs every tier: C++ tests (ctest), Python
 # tests (pytest), the 2-rank MPI tier (with its fault-injection job), the sanitizer tiers
-# (C++ tests, then the Python suite, on one ASan+UBSan build) and a short fuzz run. Prints
+# (C++ tests, then the Python suite, on one ASan+UBSan build), a bounded run of the CUDA
+# kernels on the CPU emulator and a short fuzz run. Prints
 # one line per tier with its time and a summary; exits non-zero if anything fails.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -78,6 +79,33 @@ else
   echo "no ASan extension in $ASAN_DIR or no libasan ($LIBASAN): Python sanitizer tier not run"; rc=1
 fi
 tier "Python sanitizer tier" $rc
+echo "== emulated CUDA tier (CUDA kernels on the CPU emulator, build-emu: self-test, Hopper GEMM, training)"
+# No GPU in CI: the CUDA backend built for the CPU (tests/cuda_emu, docs/CUDA_EMULATION.md)
+# runs the emulator's self-test, the wgmma GEMM's epilogue/persistent-grid/dispatch tests and
+# three end-to-end training runs on the emulated device (conv, pooling, GEMM, softmax, losses,
+# fused optimizers), about 2 minutes after the build. scripts/cuda_emu_test.sh runs the whole
+# CUDA tier (about 25 minutes). Needs the CUDA toolkit's headers (nvcc's install), not a GPU.
+EMU_DIR="$ROOT/build-emu"
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+  rc=0
+  if [ ! -f "$EMU_DIR/build.ninja" ]; then
+    cmake -S "$ROOT" -B "$EMU_DIR" -G Ninja -DBIGMODEL_CUDA=EMULATE -DBIGMODEL_BENCH=OFF \
+      -DPython_EXECUTABLE="$PYTHON" >/dev/null || rc=1
+  fi
+  if [ $rc -eq 0 ] && cmake --build "$EMU_DIR" -j2 --target bigmodel_tests _C cuda_emu_selftest; then
+    "$EMU_DIR/cuda_emu_selftest" >"$EMU_DIR/selftest.log" 2>/dev/null || { cat "$EMU_DIR/selftest.log"; rc=1; }
+    tail -1 "$EMU_DIR/selftest.log"
+    "$EMU_DIR/bigmodel_tests" --gtest_brief=1 \
+      --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*' || rc=1
+    BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
+      tests/python/test_cuda_training.py -k "not cublas and not cudnn" || rc=1
+  else
+    rc=1
+  fi
+  tier "emulated CUDA tier" $rc
+else
+  results+=("  skipped emulated CUDA tier (no CUDA toolkit: nvcc not found)")
+fi
 echo "== fuzz tier (libFuzzer on every tests/fuzz/fuzz_*.cpp, atheris on fuzz_*.py; 30 s in all)"
 # scripts/fuzz.sh exits 77 when clang or libFuzzer is missing: then the tier is skipped.
 fuzz_rc=0
