@@ -73,6 +73,10 @@ void* warp_slots();                                       // 32 x kSlotBytes of 
 constexpr int kSlotBytes = 64;
 [[noreturn]] void trap(const char* why);
 void* dynamic_smem();
+// A static __shared__ variable reached for the first time in a block (rewrite_launches.py adds
+// the call after each declaration): filled with garbage, as a GPU's shared memory is when a
+// block starts, instead of keeping zeros or the previous block's values.
+void fresh_shared(void* p, size_t bytes);
 uintptr_t smem_base();
 void lock_atomics();
 

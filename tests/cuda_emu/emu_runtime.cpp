@@ -22,6 +22,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tests/cuda_emu/cuda_emu.h"
@@ -400,6 +401,13 @@ void trap(const char* why) {
   std::abort();  // never resumed
 }
 void* dynamic_smem() { return g_smem; }
+void fresh_shared(void* p, size_t bytes) {
+  static std::unordered_map<void*, uint64_t> filled_in_block;
+  uint64_t& serial = filled_in_block[p];
+  if (serial == S.serial) return;
+  serial = S.serial;
+  std::memset(p, 0xA5, bytes);
+}
 uintptr_t smem_base() { return reinterpret_cast<uintptr_t>(g_smem); }
 
 // ---- grid ----------------------------------------------------------------------------------------

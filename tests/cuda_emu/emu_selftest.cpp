@@ -34,7 +34,7 @@ std::string launch(dim3 grid, dim3 block, size_t smem, K&& kernel, A&&... args) 
 }
 bool has(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
 
-// ---- block synchronisation -------------------------------------------------------------------
+// ---- block synchronisation and shared memory ---------------------------------------------
 __global__ void rotate(int* out, bool sync) {
   int* s = static_cast<int*>(bm_emu::dynamic_smem());
   const int t = threadIdx.x, n = blockDim.x;
@@ -60,6 +60,24 @@ void test_missing_syncthreads() {
     check(err.empty() && !rotated(out), (std::string("a missing __syncthreads shows, ") + order).c_str(), err);
   }
   unsetenv("BIGMODEL_EMU_ORDER");
+}
+
+// rewrite_launches.py adds the fresh_shared call after each static __shared__ declaration of
+// kernels/cuda; this file is not rewritten, so the kernel makes it itself.
+__global__ void read_static_shared_first(unsigned* out) {
+  __shared__ unsigned s[4];
+  bm_emu::fresh_shared(&s, sizeof(s));
+  if (threadIdx.x == 0) {
+    out[blockIdx.x] = s[0];
+    s[0] = 7;
+  }
+}
+
+void test_static_shared_garbage() {
+  std::vector<unsigned> out(3, 0);
+  const std::string err = launch(3, 32, 0, [](auto&... a) { read_static_shared_first(a...); }, out.data());
+  const bool garbage = out[0] == 0xA5A5A5A5u && out[1] == 0xA5A5A5A5u && out[2] == 0xA5A5A5A5u;
+  check(err.empty() && garbage, "static __shared__ holds garbage at each block's start, not zeros or the last block's");
 }
 
 __global__ void shuffle_after_exit(int* out) {
@@ -201,6 +219,7 @@ void test_tma_wgmma() {
 int main() {
   test_missing_syncthreads();
   test_exited_lanes();
+  test_static_shared_garbage();
   test_mbarriers();
   test_named_barrier();
   test_tma_wgmma();

@@ -7,6 +7,9 @@ compiler (tests/cuda_emu/cuda_emu.h supplies the rest):
                           [&](auto&... bm_emu_a) { kernel<T, 4>(bm_emu_a...); }, a, b);
   extern __shared__ __align__(16) float smem[];
       -> float* smem = reinterpret_cast<float*>(::bm_emu::dynamic_smem());
+  __shared__ float a[32], b[8];   (block scope: a static array in the emulator)
+      -> __shared__ float a[32], b[8]; ::bm_emu::fresh_shared(&a, sizeof(a)); ::bm_emu::fresh_shared(&b, sizeof(b));
+     (the first thread of each block to pass it fills it with garbage, as a GPU's is)
 
 Usage: rewrite_launches.py SRC_DIR OUT_DIR. Files are written only when
 their text changes, so the build does not recompile what did not change.
@@ -15,6 +18,7 @@ import pathlib
 import re
 import sys
 
+STATIC_SHARED = re.compile(r"(?<!extern )__shared__\s+(?:__align__\(\d+\)\s+)?[^;{}()]*?;")
 EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+((?:__align__\(\d+\)\s+)?)([\w:<>\s]+?)\s+(\w+)\s*\[\s*\]\s*;")
 
 
@@ -97,7 +101,31 @@ def rewrite(text, path):
         typ = " ".join(m.group(2).split())
         return f"{typ}* {m.group(3)} = reinterpret_cast<{typ}*>(::bm_emu::dynamic_smem());"
 
-    return EXTERN_SHARED.sub(shared, text)
+    text = EXTERN_SHARED.sub(shared, text)
+
+    def fresh(m):
+        decl = m.group(0)
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        if "//" in text[line_start : m.start()] or "#define" in text[line_start : m.start()]:
+            return decl  # in a comment or a macro
+        # The declarators after the type: split at top-level commas, each name leads its part.
+        body = decl[len("__shared__") : -1]
+        parts, depth, cur = [], 0, ""
+        for c in body:
+            depth += c in "[<(" and 1 or (-1 if c in "]>)" else 0)
+            if c == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += c
+        parts.append(cur)
+        names = []
+        for i, part in enumerate(parts):
+            part = part.split("[")[0].strip()
+            names.append(re.findall(r"\w+", part)[-1])
+        return decl + "".join(f" ::bm_emu::fresh_shared(&{n}, sizeof({n}));" for n in names)
+
+    return STATIC_SHARED.sub(fresh, text)
 
 
 def main():
