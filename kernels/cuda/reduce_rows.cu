@@ -87,7 +87,7 @@ struct LogSumExpReducer {
     if (b.max != b.max) return b;
     const W m = a.max > b.max ? a.max : b.max;
     if (isinf(m)) return {m, W(0)};  // all -inf so far, or a +inf: the result is m
-    return {m, a.sum * exp(a.max - m) + b.sum * exp(b.max - m)};
+    return {m, static_cast<W>(a.sum * exp(a.max - m) + b.sum * exp(b.max - m))};
   }
   __device__ Acc step(Acc a, In v, int64_t, int64_t) const {
     const W x = static_cast<W>(ElemTraits<T>::load(v));

@@ -3,6 +3,8 @@
 # (chevron launches, extern __shared__) and force-including cuda_emu.h; emu_*.cpp replace
 # libcudart. For testing kernel logic on machines without a GPU; never for users.
 # Sets BIGMODEL_EMU_SOURCES (to add to libbigmodel) and BIGMODEL_EMU_KERNEL_DIR.
+# -fno-strict-aliasing: device code reinterprets registers (half2 as uint32 and the like) the
+# way nvcc allows; the host compiler must not optimise on the strict-aliasing rule there.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(_emu_src ${PROJECT_SOURCE_DIR}/kernels/cuda)
 set(BIGMODEL_EMU_KERNEL_DIR ${CMAKE_BINARY_DIR}/cuda_emu_src)
@@ -29,6 +31,6 @@ add_custom_command(
   DEPENDS ${_emu_inputs} ${PROJECT_SOURCE_DIR}/tests/cuda_emu/rewrite_launches.py
   COMMENT "cuda-emu: rewriting kernels/cuda for the host compiler")
 set_source_files_properties(${BIGMODEL_EMU_SOURCES} PROPERTIES GENERATED TRUE
-  COMPILE_OPTIONS "-iquote;${BIGMODEL_EMU_KERNEL_DIR};-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/cuda_emu.h;-Wno-unused-variable;-Wno-unused-function;-Wno-unknown-pragmas")
+  COMPILE_OPTIONS "-iquote;${BIGMODEL_EMU_KERNEL_DIR};-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/cuda_emu.h;-fno-strict-aliasing;-Wno-unused-variable;-Wno-unused-function;-Wno-unknown-pragmas")
 list(APPEND BIGMODEL_EMU_SOURCES ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_runtime.cpp
      ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_cudart.cpp ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_hopper.cpp)
