@@ -103,6 +103,7 @@ inline T shfl_from(unsigned mask, T v, int src_of_lane) {
 inline unsigned char* smem_ptr(uint32_t addr) {
   return reinterpret_cast<unsigned char*>(smem_base() + static_cast<intptr_t>(static_cast<int32_t>(addr)));
 }
+float half_bits_to_float(uint16_t bits, bool bf16);  // a bfloat16 or float16 bit pattern
 void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr, bool trans);
 void mma_16816_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 void mma_16816_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);

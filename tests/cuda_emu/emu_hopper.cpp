@@ -103,18 +103,6 @@ void check_smem_range(uint32_t addr, size_t bytes, const char* what) {
   }
 }
 
-float half_bits(uint16_t v, bool bf16) {
-  if (bf16) {
-    const uint32_t x = static_cast<uint32_t>(v) << 16;
-    float f;
-    std::memcpy(&f, &x, 4);
-    return f;
-  }
-  __half h;
-  std::memcpy(static_cast<void*>(&h), &v, 2);
-  return __half2float(h);
-}
-
 // Element (mn, k) of a wgmma operand (rows of A, or columns of B) through its descriptor, for
 // the canonical layouts with the 128-byte swizzle: K-major, 8-row groups SBO apart and rows
 // 128 bytes apart; MN-major, 64-element column blocks LBO apart, 8-k groups SBO apart and k
@@ -131,7 +119,7 @@ float operand(uint64_t desc, int mn, int k, bool mn_major, bool bf16) {
   check_smem_range(a, 2, "wgmma operand");
   uint16_t v;
   std::memcpy(&v, smem_ptr(a), 2);
-  return half_bits(v, bf16);
+  return half_bits_to_float(v, bf16);
 }
 
 // One thread's share of a wgmma: warp w of the warpgroup, lane 4g + q holds rows 16w + g + 8h

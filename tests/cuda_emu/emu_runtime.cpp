@@ -492,12 +492,6 @@ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr, bool trans) {
   for (int m = 0; m < 4; ++m) r[m] = out[m];
 }
 
-namespace {
-struct Frag {
-  uint32_t a[4];
-  uint32_t b[2];
-};
-
 float half_bits_to_float(uint16_t v, bool bf16) {
   if (bf16) {
     const uint32_t x = static_cast<uint32_t>(v) << 16;
@@ -509,6 +503,12 @@ float half_bits_to_float(uint16_t v, bool bf16) {
   std::memcpy(static_cast<void*>(&h), &v, 2);
   return __half2float(h);
 }
+
+namespace {
+struct Frag {
+  uint32_t a[4];
+  uint32_t b[2];
+};
 
 // m16n8k16 with 16-bit inputs: A[r][k] sits in lane (r%8)*4 + (k%8)/2, register
 // (r>=8) + 2*(k>=8), half k%2; B[k][c] in lane c*4 + (k%8)/2, register k>=8, half k%2;
