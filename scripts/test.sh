@@ -81,9 +81,10 @@ fi
 tier "Python sanitizer tier" $rc
 echo "== emulated CUDA tier (CUDA kernels on the CPU emulator, build-emu: self-test, Hopper GEMM, training)"
 # No GPU in CI: the CUDA backend built for the CPU (tests/cuda_emu, docs/CUDA_EMULATION.md)
-# runs the emulator's self-test, the wgmma GEMM's epilogue/persistent-grid/dispatch tests and
-# three end-to-end training runs on the emulated device (conv, pooling, GEMM, softmax, losses,
-# fused optimizers), about 2 minutes after the build. scripts/cuda_emu_test.sh runs the whole
+# runs the emulator's self-test, the wgmma GEMM's epilogue/persistent-grid/dispatch tests, the
+# cuBLAS baseline on the emulated cuBLASLt and three end-to-end training runs on the emulated
+# device (conv, pooling, GEMM, softmax, losses, fused optimizers), about 2 minutes after the
+# build. scripts/cuda_emu_test.sh runs the whole
 # CUDA tier (about 25 minutes). Needs the CUDA toolkit's headers (nvcc's install), not a GPU.
 EMU_DIR="$ROOT/build-emu"
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -96,9 +97,12 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     "$EMU_DIR/cuda_emu_selftest" >"$EMU_DIR/selftest.log" 2>/dev/null || { cat "$EMU_DIR/selftest.log"; rc=1; }
     tail -1 "$EMU_DIR/selftest.log"
     "$EMU_DIR/bigmodel_tests" --gtest_brief=1 \
-      --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*' || rc=1
+      --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*:CudaGemm.Cublas*:CudaLinear.*Cublas*' || rc=1
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
-      tests/python/test_cuda_training.py -k "not cublas and not cudnn" || rc=1
+      tests/python/test_cuda_training.py -k "not cudnn" || rc=1
+    # The cuBLAS baseline's wrapper on the emulated cuBLASLt (tests/cuda_emu/emu_cublaslt.cpp).
+    BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda_linear.py \
+      -k "cublas" || rc=1
   else
     rc=1
   fi

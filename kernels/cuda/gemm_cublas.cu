@@ -175,8 +175,12 @@ bool run_lt(const LtCall& c, cudaStream_t stream, bool may_decline = false) {
                                                          sizeof(al_d)));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    BM_CUBLAS_CHECK(
-        cublasLtMatmulAlgoGetHeuristic(dev.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &result, &found));
+    // "No algorithm" comes back either as success with none found or as NOT_SUPPORTED
+    // (cublasLt.h: "if no heuristic function available for current configuration").
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(dev.handle, d.op, d.a, d.b, d.c, d.c, d.pref, 1, &result, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) found = 0;
+    else BM_CUBLAS_CHECK(st);
     if (found == 0 && may_decline) return false;
     if (found == 0)
       throw Error(str_cat("[gemm] cuBLASLt has no algorithm for m=", c.m, " n=", c.n, " k=", c.k, " batch=", c.batch,

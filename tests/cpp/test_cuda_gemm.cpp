@@ -342,6 +342,37 @@ TEST(CudaGemm, OursAgreesWithCublas) {
   }
 }
 
+// cuBLASLt chooses an algorithm for the pointer alignments it is told (the wrapper passes each
+// pointer's own) and the wrapper caches it per problem: the same shape with less aligned
+// pointers must get a plan of its own, not the 256-byte one.
+TEST(CudaGemm, CublasPlanFollowsPointerAlignment) {
+  REQUIRE_GPU();
+  std::mt19937 rng(17);
+  const int64_t M = 40, N = 24, K = 16;
+  std::vector<float> a = random_values<float>(M * K + 1, rng), b = random_values<float>(K * N + 1, rng);
+  DeviceBuffer dA(a.size() * 4), dB(b.size() * 4), dC((M * N + 1) * 4);
+  devmem::copy_to_device(dA.get(), a.data(), dA.bytes());
+  devmem::copy_to_device(dB.get(), b.data(), dB.bytes());
+  for (int64_t off : {0, 1}) {  // 256-byte aligned, then 4-byte aligned
+    SCOPED_TRACE("offset " + std::to_string(off));
+    devmem::device_memset(dC.get(), 0xff, dC.bytes());
+    GemmParams p;
+    p.M = M, p.N = N, p.K = K, p.lda = K, p.ldb = N, p.ldc = N;
+    p.A = static_cast<float*>(dA.get()) + off, p.B = static_cast<float*>(dB.get()) + off;
+    p.C = static_cast<float*>(dC.get()) + off;
+    gemm_cublas(p);
+    devmem::device_synchronize();
+    std::vector<float> got(M * N + 1);
+    devmem::copy_to_host(got.data(), dC.get(), dC.bytes());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; ++k) ref += double(a[off + m * K + k]) * b[off + k * N + n];
+        ASSERT_NEAR(got[off + m * N + n], ref, 1e-5) << "(" << m << "," << n << ")";
+      }
+  }
+}
+
 // ---- int8 ------------------------------------------------------------------------------------
 
 namespace {

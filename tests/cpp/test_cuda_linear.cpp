@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,22 @@ TEST(CudaLinear, EpilogueAuxOursFloat64) {
 TEST(CudaLinear, EpilogueAuxCublas) {
   SKIP_WITHOUT_GPU();
   for (DType dt : {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64}) sweep(dt, "cublas");
+}
+
+// When cuBLASLt finds no algorithm for the GELU_AUX epilogue (the heuristic may answer
+// NOT_SUPPORTED), the wrapper falls back to a plain GEMM and its own pass. The emulated
+// cuBLASLt declines on request (BIGMODEL_EMU_CUBLASLT_NO_AUX); a real one ignores the variable,
+// and the case then checks the fused epilogue again. A shape no other test uses, so the
+// algorithm cache holds no plan for it.
+TEST(CudaLinear, CublasAuxDeclinedFallsBack) {
+  SKIP_WITHOUT_GPU();
+  struct EnvGuard {
+    EnvGuard() { setenv("BIGMODEL_EMU_CUBLASLT_NO_AUX", "1", 1); }
+    ~EnvGuard() { unsetenv("BIGMODEL_EMU_CUBLASLT_NO_AUX"); }
+  } env;
+  manual_seed(5);
+  for (DType dt : {DType::Float32, DType::BFloat16})
+    check_epilogue({24, 40, 16, 2, false, 8}, dt, GemmActivation::GELUTanh, "cublas");
 }
 
 TEST(CudaLinear, AuxLeadingDimTooSmallRaises) {

@@ -32,5 +32,17 @@ add_custom_command(
   COMMENT "cuda-emu: rewriting kernels/cuda for the host compiler")
 set_source_files_properties(${BIGMODEL_EMU_SOURCES} PROPERTIES GENERATED TRUE
   COMPILE_OPTIONS "-iquote;${BIGMODEL_EMU_KERNEL_DIR};-include;${PROJECT_SOURCE_DIR}/tests/cuda_emu/cuda_emu.h;-fno-strict-aliasing;-Wno-unused-variable;-Wno-unused-function;-Wno-unknown-pragmas")
-list(APPEND BIGMODEL_EMU_SOURCES ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_runtime.cpp
-     ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_cudart.cpp ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_hopper.cpp)
+# The emulated runtime and libraries (emu_cudart, emu_hopper, emu_cublaslt, emu_cudnn*...):
+# every tests/cuda_emu/emu_*.cpp but the self-test program.
+file(GLOB _emu_libs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_*.cpp)
+list(REMOVE_ITEM _emu_libs ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_selftest.cpp)
+# cuDNN's conv and RNN API is emulated once tests/cuda_emu/emu_cudnn.cpp exists (its headers
+# come from the toolkit's include directory); the attention baseline's frontend stays off.
+option(BIGMODEL_EMU_CUDNN "Emulation build: run the cuDNN conv/RNN baselines on the emulated cuDNN" ON)
+if(NOT EXISTS ${PROJECT_SOURCE_DIR}/tests/cuda_emu/emu_cudnn.cpp)
+  set(BIGMODEL_EMU_CUDNN OFF)
+endif()
+if(NOT BIGMODEL_EMU_CUDNN)
+  list(FILTER _emu_libs EXCLUDE REGEX "/emu_cudnn[^/]*\\.cpp$")
+endif()
+list(APPEND BIGMODEL_EMU_SOURCES ${_emu_libs})
