@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "core/cuda_info.h"
 #include "core/error.h"
 
 namespace bigmodel {
@@ -16,7 +17,12 @@ Device::Device(const std::string& spec) {
   if (spec.rfind("cuda", 0) == 0) {
     type = DeviceType::CUDA;
     index = 0;
-    if (spec.size() == 4) return;
+    if (spec.size() == 4) {
+      // Plain "cuda" is the current device, as in PyTorch (each data-parallel rank makes its
+      // own GPU current, so model.to("cuda") lands there); resolved now, not at each use.
+      if (cuda::built_with_cuda() && cuda::device_count() > 0) index = cuda::current_device();
+      return;
+    }
     if (spec[4] == ':' && spec.size() > 5) {
       char* end = nullptr;
       long v = std::strtol(spec.c_str() + 5, &end, 10);

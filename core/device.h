@@ -1,4 +1,4 @@
-// Device: where a tensor's memory lives ("cpu", "cuda", "cuda:N").
+// Device: where a tensor's memory lives ("cpu", "cuda" (the current CUDA device), "cuda:N").
 #pragma once
 #include <cstdint>
 #include <string>

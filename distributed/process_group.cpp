@@ -8,6 +8,7 @@
 
 #include "core/cuda_info.h"
 #include "core/error.h"
+#include "core/ops/creation.h"
 
 namespace bigmodel::distributed {
 
@@ -82,6 +83,18 @@ const char* reduce_op_name(ReduceOp op) {
   return "?";
 }
 
+// backend=None adds NCCL only where it can run: NCCL allows one rank per GPU, so every node
+// needs a GPU for each of its ranks (e.g. `mpirun -np 2` of a CPU job on a one-GPU machine
+// stays on MPI). One all-reduce, so every rank decides alike.
+static bool nccl_fits_every_node(ProcessGroup& mpi) {
+  Tensor t = zeros({2}, DType::Int64);
+  auto* v = static_cast<int64_t*>(t.data_ptr());
+  v[0] = mpi.local_rank() + 1;       // ranks on this node (the largest local rank + 1)
+  v[1] = -cuda::device_count();      // max of the negated count = the fewest GPUs of any node
+  mpi.all_reduce(t, ReduceOp::Max);
+  return v[1] < 0 && v[0] <= -v[1];
+}
+
 ProcessGroupPtr init_process_group(const std::string& backend, double timeout_seconds) {
   std::lock_guard<std::mutex> lock(g_mutex);
   BM_CHECK_RUNTIME(!g_default, "init_process_group",
@@ -91,9 +104,9 @@ ProcessGroupPtr init_process_group(const std::string& backend, double timeout_se
   // environment (or the default).
   g_timeout_override.store(timeout_seconds >= 0 ? timeout_seconds : -1.0);
   collective_timeout_seconds();  // a malformed BIGMODEL_DIST_TIMEOUT raises here, not mid-training
-  if (backend.empty() && nccl_available() && mpi_available() && cuda::device_count() > 0) {
+  if (backend.empty() && nccl_available() && mpi_available()) {
     ProcessGroupPtr mpi = make_process_group_mpi();
-    g_default = std::make_shared<DeviceRoutedGroup>(mpi, make_process_group_nccl());
+    g_default = nccl_fits_every_node(*mpi) ? std::make_shared<DeviceRoutedGroup>(mpi, make_process_group_nccl()) : mpi;
     return g_default;
   }
   std::string name = backend.empty() ? "mpi" : backend;

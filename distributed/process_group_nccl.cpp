@@ -300,7 +300,13 @@ class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_thi
     cuda::Event ready(false, device_);
     ready.record(cuda::current_stream(device_));
     ready.wait(stream_);
-    check_nccl(call(static_cast<cudaStream_t>(stream_.handle)), name, rank_);
+    const ncclResult_t rc = call(static_cast<cudaStream_t>(stream_.handle));
+    // NCCL's error model: a system, remote, internal or CUDA error leaves the communicator
+    // unusable and it must be aborted (later collectives then raise at once, and the
+    // destructor does not ncclCommDestroy a communicator whose peers are gone); invalid
+    // arguments or usage leave it as it was.
+    if (rc != ncclSuccess && rc != ncclInProgress && rc != ncclInvalidArgument && rc != ncclInvalidUsage) abort();
+    check_nccl(rc, name, rank_);
     auto work = std::make_shared<NcclWork>(shared_from_this(), name, device_);
     work->done_event().record(stream_);
     for (const Tensor& b : buffers)

@@ -4,8 +4,9 @@
 # a GPU. Each CUDA thread is a fiber; between barriers a block's threads run in the order
 # BIGMODEL_EMU_ORDER names, and the tiers run once per order in EMU_ORDERS (default
 # "forward reverse"), so a missing __syncthreads shows up as a wrong result in one of them.
-# cuBLASLt is emulated (tests/cuda_emu/emu_cublaslt.cpp); cuDNN and NCCL are not: their tests
-# are deselected here (they run on a real GPU through bench/device_check.sh). The emulated
+# cuBLASLt and NCCL are emulated (tests/cuda_emu/emu_cublaslt.cpp, emu_nccl.cpp; the NCCL tier
+# tests/dist_cuda runs as one process and as two ranks on two emulated GPUs); cuDNN is not: its
+# tests are deselected here (they run on a real GPU through bench/device_check.sh). The emulated
 # device is compute capability 9.0 (the H200's), so the Hopper TMA + wgmma GEMM runs where it
 # applies; BIGMODEL_EMU_CC=80 makes it an sm_80 device, where the mma.sync kernels take every
 # half-precision GEMM.
@@ -77,6 +78,17 @@ for order in $orders; do
   env "${py_env[@]}" BIGMODEL_EMU_ORDER=$order "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda_*.py \
     -k "$py_k" "$@" || status=1
 done
+if [ "$MEMCHECK" != 1 ]; then
+  # The NCCL tier on the emulated NCCL (tests/cuda_emu/emu_nccl.cpp): one process, then two
+  # ranks with two emulated GPUs (the 2-rank NCCL path no single-GPU machine can run).
+  echo "== NCCL tier on the emulated NCCL (1 process, then mpirun -np 2 with 2 emulated GPUs)"
+  "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
+  if command -v mpirun >/dev/null; then
+    BIGMODEL_EMU_DEVICES=2 timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 -x PYTHONPATH \
+      -x BIGMODEL_BUILD_DIR -x BIGMODEL_EMU_DEVICES -x OMP_NUM_THREADS=1 \
+      "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
+  fi
+fi
 if [ "$MEMCHECK" = 1 ]; then
   reports="$(grep -lE "ERROR: AddressSanitizer|runtime error:" "$BUILD"/sanitizer-python.* 2>/dev/null || true)"
   if [ -n "$reports" ]; then

@@ -82,8 +82,8 @@ tier "Python sanitizer tier" $rc
 echo "== emulated CUDA tier (CUDA kernels on the CPU emulator, build-emu: self-test, Hopper GEMM, training)"
 # No GPU in CI: the CUDA backend built for the CPU (tests/cuda_emu, docs/CUDA_EMULATION.md)
 # runs the emulator's self-test, the wgmma GEMM's epilogue/persistent-grid/dispatch tests, the
-# cuBLAS baseline on the emulated cuBLASLt and three end-to-end training runs on the emulated
-# device (conv, pooling, GEMM, softmax, losses, fused optimizers), about 2 minutes after the
+# cuBLAS baseline on the emulated cuBLASLt, the NCCL tier on the emulated NCCL (two ranks) and
+# three end-to-end training runs on the emulated device (conv, pooling, GEMM, softmax, losses, fused optimizers), about 2 minutes after the
 # build. scripts/cuda_emu_test.sh runs the whole
 # CUDA tier (about 25 minutes). Needs the CUDA toolkit's headers (nvcc's install), not a GPU.
 EMU_DIR="$ROOT/build-emu"
@@ -103,6 +103,12 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     # The cuBLAS baseline's wrapper on the emulated cuBLASLt (tests/cuda_emu/emu_cublaslt.cpp).
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda_linear.py \
       -k "cublas" || rc=1
+    # The NCCL tier on the emulated NCCL (emu_nccl.cpp): two ranks on two emulated GPUs.
+    if command -v mpirun >/dev/null; then
+      BIGMODEL_BUILD_DIR="$EMU_DIR" BIGMODEL_EMU_DEVICES=2 timeout 300 mpirun --allow-run-as-root --oversubscribe \
+        -np 2 -x PYTHONPATH -x BIGMODEL_BUILD_DIR -x BIGMODEL_EMU_DEVICES -x OMP_NUM_THREADS=1 \
+        "$PYTHON" -m pytest -q -p no:cacheprovider tests/dist_cuda || rc=1
+    fi
   else
     rc=1
   fi

@@ -5,6 +5,9 @@
 // Under AddressSanitizer (memcheck builds) a block's bytes past the requested size are
 // poisoned, so with BIGMODEL_CUDA_CACHING=0 (one cudaMalloc per tensor) any access past a
 // tensor's end, by a kernel or by a copy, is reported.
+// BIGMODEL_EMU_DEVICES=N (default 1) makes N emulated devices (ordinals 0..N-1, each with the
+// same properties; memory stays one shared pool), so several processes of one host can each
+// take "their" GPU, as the emulated NCCL (emu_nccl.cpp) checks.
 #include <cuda.h>
 #include <cuda_runtime.h>
 
@@ -62,7 +65,20 @@ double now_ms() {
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-cudaError_t check_device(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+int emulated_device_count() {
+  static const int n = [] {
+    const char* e = std::getenv("BIGMODEL_EMU_DEVICES");
+    const int v = e && *e ? std::atoi(e) : 1;
+    if (v < 1 || v > 64) {
+      std::fprintf(stderr, "[cuda-emu] BIGMODEL_EMU_DEVICES=%s: expected 1..64\n", e);
+      std::abort();
+    }
+    return v;
+  }();
+  return n;
+}
+
+cudaError_t check_device(int d) { return d >= 0 && d < emulated_device_count() ? cudaSuccess : cudaErrorInvalidDevice; }
 
 // The emulated compute capability: BIGMODEL_EMU_CC=90 (default; Hopper, as the H200 the device
 // checks run on: the wgmma GEMM is chosen where it applies) or 80 (only the sm_80 kernels).
@@ -84,7 +100,7 @@ int compute_capability() {
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = emulated_device_count();
   return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) {

@@ -189,7 +189,7 @@ void test_tma_wgmma() {
   std::vector<__nv_bfloat16> A(64 * 64), B(64 * 256);
   for (int i = 0; i < 64 * 64; ++i) A[i] = __float2bfloat16(static_cast<float>((i * 7) % 17 - 8) / 8);
   for (int i = 0; i < 64 * 256; ++i) B[i] = __float2bfloat16(static_cast<float>((i * 5) % 13 - 6) / 8);
-  alignas(64) CUtensorMap ma, mb;
+  CUtensorMap ma, mb;  // the type is 128-byte aligned
   check(encode(&ma, A.data(), 64, 64, 64, 64) && encode(&mb, B.data(), 256, 64, 256, 64), "tensor maps encode");
   CUtensorMap bad;
   check(!encode(&bad, A.data(), 64, 64, 60, 64), "a row stride that is not a multiple of 16 bytes is rejected");

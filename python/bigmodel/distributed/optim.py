@@ -55,7 +55,7 @@ class _Bucket:
         parts = [t.reshape(-1) for t in tensors]
         pad = self.padded - self.numel
         if pad:
-            parts.append(_C.zeros([pad], dtype=self.params[0].dtype))
+            parts.append(_C.zeros([pad], dtype=self.params[0].dtype, device=self.params[0].device))
         return _C.cat(parts, 0) if len(parts) > 1 else parts[0].clone()
 
     def unflatten(self, flat):
@@ -162,7 +162,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 flat = b.flatten([p.grad.detach() if p.grad is not None else _C.zeros_like(p.detach())
                                   for p in b.params])
                 if self.reduce_grads and self.world_size > 1:
-                    grad = _C.zeros([b.shard_size], dtype=flat.dtype)
+                    grad = _C.zeros([b.shard_size], dtype=flat.dtype, device=flat.device)
                     chunks = [flat.narrow(0, r * b.shard_size, b.shard_size) for r in range(self.world_size)]
                     reduce_scatter(grad, chunks, ReduceOp.AVG)
                 else:
@@ -174,7 +174,8 @@ class ZeroRedundancyOptimizer(Optimizer):
             self.last_step_skipped = self.optim.last_step_skipped
             for b in self._buckets:
                 if self.world_size > 1:
-                    shards = [_C.empty([b.shard_size], dtype=b.shard.dtype) for _ in range(self.world_size)]
+                    shards = [_C.empty([b.shard_size], dtype=b.shard.dtype, device=b.shard.device)
+                              for _ in range(self.world_size)]
                     all_gather(shards, b.shard.detach())
                     full = _C.cat(shards, 0)
                 else:
@@ -208,7 +209,8 @@ class ZeroRedundancyOptimizer(Optimizer):
                     value = local[key]
                     if self._is_sharded(value, b):
                         if self.world_size > 1:
-                            shards = [_C.empty([b.shard_size], dtype=value.dtype) for _ in range(self.world_size)]
+                            shards = [_C.empty([b.shard_size], dtype=value.dtype, device=value.device)
+                                      for _ in range(self.world_size)]
                             all_gather(shards, value.detach().contiguous())
                             flat = _C.cat(shards, 0)
                         else:
