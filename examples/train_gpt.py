@@ -56,10 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--min-lr", type=float, default=3e-4)
     p.add_argument("--warmup", type=int, default=40)
     p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=200, help="steps between evaluations (0: only at the end)")
     p.add_argument("--eval-batches", type=int, default=8)
     p.add_argument("--save-every", "--ckpt-every", dest="save_every", type=int, default=400,
-                   help="steps between checkpoints")
+                   help="steps between checkpoints (0: only at the end)")
     p.add_argument("--ckpt", default=None, help="checkpoint path (default <out>/ckpt.bm)")
     p.add_argument("--sample-len", type=int, default=200)
     p.add_argument("--seed", type=int, default=1337)
@@ -259,13 +259,13 @@ def main(argv=None):
         if rank == 0:
             writer.write(step=step, loss=value, lr=opt.param_groups[0]["lr"])
         bar.update(1, loss=value)
-        if rank == 0 and (step % args.eval_every == 0 or step == args.steps):
+        if rank == 0 and ((args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps):
             est = estimate_loss(raw, splits, args, eval_rng(args, step))
             writer.write(step=step, train_loss=est["train"], val_loss=est["val"])
             bar.write(f"step {step}: train loss {est['train']:.4f}, val loss {est['val']:.4f}\n"
                       f"--- sample ---\n{sample(raw, codec, chr(10), args.sample_len // 2)}\n--------------")
         stopping = args.stop_at is not None and step >= args.stop_at
-        if step % args.save_every == 0 or step == args.steps or stopping:
+        if (args.save_every > 0 and step % args.save_every == 0) or step == args.steps or stopping:
             if args.zero:
                 opt.consolidate_state_dict(to=0)  # a collective: every rank takes part
             if rank == 0:
