@@ -4,9 +4,10 @@
 # a GPU. Each CUDA thread is a fiber; between barriers a block's threads run in the order
 # BIGMODEL_EMU_ORDER names, and the tiers run once per order in EMU_ORDERS (default
 # "forward reverse"), so a missing __syncthreads shows up as a wrong result in one of them.
-# cuBLASLt and NCCL are emulated (tests/cuda_emu/emu_cublaslt.cpp, emu_nccl.cpp; the NCCL tier
-# tests/dist_cuda runs as one process and as two ranks on two emulated GPUs); cuDNN is not: its
-# tests are deselected here (they run on a real GPU through bench/device_check.sh). The emulated
+# cuBLASLt, NCCL and cuDNN's conv and RNN API are emulated (tests/cuda_emu/emu_cublaslt.cpp,
+# emu_nccl.cpp, emu_cudnn*.cpp; the NCCL tier tests/dist_cuda runs as one process and as two
+# ranks on two emulated GPUs). cuDNN's attention (its graph API) is not: those tests are
+# deselected here (they run on a real GPU through bench/device_check.sh). The emulated
 # device is compute capability 9.0 (the H200's), so the Hopper TMA + wgmma GEMM runs where it
 # applies; BIGMODEL_EMU_CC=80 makes it an sm_80 device, where the mma.sync kernels take every
 # half-precision GEMM.
@@ -58,13 +59,13 @@ if [ "$MEMCHECK" = 1 ]; then
           ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=1:log_path=$PWD/$BUILD/sanitizer-python"
           UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$PWD/$BUILD/sanitizer-python")
 fi
-not_emulated='*Cudnn*'
+not_emulated='*AttentionCudnn*:CudaAttention.Cudnn*'
 # The CudaReduce layout sweeps include 300001-row shapes: tens of minutes each when emulated.
 # EMU_SLOW=1 runs them too.
 if [ "${EMU_SLOW:-0}" != 1 ]; then
   not_emulated+=':CudaReduce.ReduceKernelMatchesCpuOnEveryLayout:CudaReduce.RowStatsMatchCpuOnEveryLayout:CudaReduce.ArgReduceMatchesCpuIncludingTiesAndNaN'
 fi
-py_k="not cudnn"
+py_k="not (attention and cudnn)"
 if [ "$MEMCHECK" = 1 ]; then  # these check the cache itself, which memcheck turns off
   not_emulated+=':CudaAllocator.StatsReuseAndEmptyCache'
   py_k+=" and not test_allocator_stats_and_reuse"

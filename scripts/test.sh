@@ -82,7 +82,7 @@ tier "Python sanitizer tier" $rc
 echo "== emulated CUDA tier (CUDA kernels on the CPU emulator, build-emu: self-test, Hopper GEMM, training)"
 # No GPU in CI: the CUDA backend built for the CPU (tests/cuda_emu, docs/CUDA_EMULATION.md)
 # runs the emulator's self-test, the wgmma GEMM's epilogue/persistent-grid/dispatch tests, the
-# cuBLAS baseline on the emulated cuBLASLt, the NCCL tier on the emulated NCCL (two ranks) and
+# cuBLAS and cuDNN conv/RNN baselines on the emulated libraries, the NCCL tier on the emulated NCCL (two ranks) and
 # three end-to-end training runs on the emulated device (conv, pooling, GEMM, softmax, losses, fused optimizers), about 2 minutes after the
 # build. scripts/cuda_emu_test.sh runs the whole
 # CUDA tier (about 25 minutes). Needs the CUDA toolkit's headers (nvcc's install), not a GPU.
@@ -97,12 +97,13 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     "$EMU_DIR/cuda_emu_selftest" >"$EMU_DIR/selftest.log" 2>/dev/null || { cat "$EMU_DIR/selftest.log"; rc=1; }
     tail -1 "$EMU_DIR/selftest.log"
     "$EMU_DIR/bigmodel_tests" --gtest_brief=1 \
-      --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*:CudaGemm.Cublas*:CudaLinear.*Cublas*' || rc=1
+      --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*:CudaGemm.Cublas*:CudaLinear.*Cublas*:CudaEmuCudnn.*:CudaRnnCudnn.*:CudaConv.Cudnn*' || rc=1
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
       tests/python/test_cuda_training.py -k "not cudnn" || rc=1
-    # The cuBLAS baseline's wrapper on the emulated cuBLASLt (tests/cuda_emu/emu_cublaslt.cpp).
+    # The cuBLAS and cuDNN RNN baselines' wrappers on the emulated cuBLASLt and cuDNN
+    # (tests/cuda_emu/emu_cublaslt.cpp, emu_cudnn*.cpp).
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda_linear.py \
-      -k "cublas" || rc=1
+      tests/python/test_cuda_rnn_cudnn.py -k "cublas or cudnn" || rc=1
     # The NCCL tier on the emulated NCCL (emu_nccl.cpp): two ranks on two emulated GPUs.
     if command -v mpirun >/dev/null; then
       BIGMODEL_BUILD_DIR="$EMU_DIR" BIGMODEL_EMU_DEVICES=2 timeout 300 mpirun --allow-run-as-root --oversubscribe \
