@@ -24,6 +24,7 @@ Data: the Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnis
 """
 import argparse
 import math
+import os
 import sys
 import time
 
@@ -35,6 +36,9 @@ from bigmodel.data import DataLoader, Subset
 from bigmodel.data import transforms as T
 from bigmodel.data.datasets import DEFAULT_ROOT, FashionMNIST
 from bigmodel.models import ArticleCNN, resnet_small
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _device import add_device_arg, amp_device_type, pick_device  # noqa: E402  (examples/_device.py)
 
 # Pixel mean and std of the Fashion-MNIST training images (in [0, 1]).
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
@@ -54,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="train on the first N samples only (quick runs)")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test samples only")
     p.add_argument("--root", default=DEFAULT_ROOT, help="folder holding the Fashion-MNIST IDX files")
-    p.add_argument("--device", default="auto", help="auto (a GPU when usable, else cpu), cpu or cuda[:i]")
+    add_device_arg(p)
     p.add_argument("--plot", default="cnn_training.png", help="where to save the loss/accuracy plot ('' = none)")
     p.add_argument("--ddp", action="store_true",
                    help="data-parallel training under mpirun: DistributedDataParallel + DistributedSampler "
@@ -67,19 +71,6 @@ def parse_args(argv=None):
     p.add_argument("--amp", choices=["off", "bf16"], default="off",
                    help="mixed precision: the forward under bm.autocast in bfloat16")
     return p.parse_args(argv)
-
-
-def pick_device(requested):
-    """'auto': CUDA when bigmodel was built with it, a GPU is visible and tensors can live there."""
-    if requested != "auto":
-        return requested
-    if bm.cuda.is_available():
-        try:
-            bm.zeros(1).to(device="cuda")
-            return "cuda"
-        except Exception:  # noqa: BLE001  (CUDA tensors not supported by this build yet)
-            pass
-    return "cpu"
 
 
 def build_model(name):
@@ -185,7 +176,6 @@ def main(argv=None):
         raise SystemExit("--resume / --save-every / --stop-at are not supported with --ddp in this example")
     rank, sampler = 0, None
     if args.ddp:
-        import os
         import bigmodel.distributed as dist
         import bigmodel.nn.parallel  # noqa: F401  (bm.nn.parallel.DistributedDataParallel)
         dist.init_process_group()
@@ -245,7 +235,7 @@ def main(argv=None):
             _set_rng_state(gen, st)
         print(f"resumed from {args.ckpt} at step {step} (epoch {start_epoch}, batch {skip})", flush=True)
     amp_dtype = bm.bfloat16 if args.amp == "bf16" else None
-    amp_device = str(device).split(":")[0]
+    amp_device = amp_device_type(device)
     stopped = False
     run_start = time.perf_counter()
     for epoch in range(start_epoch, args.epochs + 1):

@@ -4,7 +4,8 @@
     python examples/train_gpt.py [--steps 800] [--batch-size 16] [--block-size 64] [--n-layer 2]
                                  [--n-embd 96] [--n-head 4] [--lr 6e-3] [--out gpt_out] [--resume]
                                  [--save-every 400] [--ckpt PATH] [--amp bf16|fp16] [--checkpoint]
-    mpirun -np 2 python examples/train_gpt.py --ddp [--zero]    # data-parallel over MPI
+                                 [--device auto|cpu|cuda[:i]]
+    mpirun -np 2 python examples/train_gpt.py --ddp [--zero]    # data-parallel over MPI (or NCCL on GPUs)
 
 bigmodel.models.GPT (GPT-2 architecture: pre-LN blocks, causal scaled_dot_product_attention,
 GELU MLP, tied LM head) learns to predict the next character of the fortunes text (every
@@ -18,6 +19,10 @@ bit (evaluation draws its batches from its own generator, so it never shifts tra
 --amp bf16 runs the forward under bm.autocast (float16: fp16 plus a GradScaler);
 --checkpoint recomputes each transformer block in backward (bm.utils.checkpoint) to save
 activation memory. A loss plot goes to <out>/loss.png when matplotlib is installed.
+--device (default auto: a GPU when bigmodel has CUDA and one is usable, else the CPU) holds
+the model, batches, optimizer state and autocast; checkpoints load on any device (a GPU
+run's checkpoint resumes on the CPU and the reverse), and --resume on the device that saved
+it continues exactly. Under --ddp "cuda" (or auto) is each rank's own GPU.
 --ddp (under mpirun): DistributedDataParallel averages the gradients; every step all ranks
 draw one global batch of batch-size x world-size windows from the same generator and rank r
 trains on rows r, r+W, ... (so the run sees the batches a single process with the W-times
@@ -39,6 +44,9 @@ import bigmodel as bm
 from bigmodel import optim
 from bigmodel.models import GPT, GPTConfig
 from bigmodel.utils import MetricsWriter, ProgressBar, plot_metrics
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _device import add_device_arg, amp_device_type, pick_device  # noqa: E402  (examples/_device.py)
 
 FORTUNES_DIR = "/usr/share/games/fortunes"
 
@@ -77,6 +85,7 @@ def parse_args(argv=None):
                    help="data-parallel training under mpirun (DistributedDataParallel; --batch-size is per rank)")
     p.add_argument("--zero", action="store_true",
                    help="with --ddp: shard the optimizer state over the ranks (ZeroRedundancyOptimizer, ZeRO-1)")
+    add_device_arg(p)
     return p.parse_args(argv)
 
 
@@ -117,30 +126,30 @@ class CharCodec:
         return "".join(self.chars[int(i)] for i in ids)
 
 
-def get_batch(data, batch_size, block_size, rng, rank=0, world_size=1):
-    """Random windows: x = data[i:i+T], y = data[i+1:i+T+1]. With world_size > 1 every rank
-    draws the same batch_size * world_size windows and keeps rows rank, rank + W, ..."""
+def get_batch(data, batch_size, block_size, rng, rank=0, world_size=1, device="cpu"):
+    """Random windows: x = data[i:i+T], y = data[i+1:i+T+1], on `device`. With world_size > 1
+    every rank draws the same batch_size * world_size windows and keeps rows rank, rank + W, ..."""
     starts = rng.integers(0, len(data) - block_size - 1, size=batch_size * world_size)[rank::world_size]
     x = np.stack([data[s:s + block_size] for s in starts])
     y = np.stack([data[s + 1:s + block_size + 1] for s in starts])
-    return bm.tensor(x), bm.tensor(y)
+    return bm.tensor(x).to(device=device), bm.tensor(y).to(device=device)
 
 
-def estimate_loss(model, splits, args, rng):
+def estimate_loss(model, splits, args, rng, device="cpu"):
     model.eval()
     out = {}
     with bm.no_grad():
         for name, data in splits.items():
-            losses = [model(*get_batch(data, args.batch_size, args.block_size, rng))[1].item()
+            losses = [model(*get_batch(data, args.batch_size, args.block_size, rng, device=device))[1].item()
                       for _ in range(args.eval_batches)]
             out[name] = float(np.mean(losses))
     model.train()
     return out
 
 
-def sample(model, codec, prompt, length, top_k=10):
-    idx = bm.tensor(codec.encode(prompt)).reshape(1, -1)
-    return codec.decode(model.generate(idx, length, temperature=0.8, top_k=top_k)[0].tolist())
+def sample(model, codec, prompt, length, top_k=10, device="cpu"):
+    idx = bm.tensor(codec.encode(prompt)).reshape(1, -1).to(device=device)
+    return codec.decode(model.generate(idx, length, temperature=0.8, top_k=top_k)[0].cpu().tolist())
 
 
 def enable_activation_checkpointing(model):
@@ -159,7 +168,8 @@ def enable_activation_checkpointing(model):
 
 
 def main(argv=None):
-    """Runs the training; returns {"losses": per-step training losses from step 1, "final": ...}."""
+    """Runs the training; returns {"losses": per-step training losses from step 1, "final": ...,
+    "device": the device it trained on}."""
     args = parse_args(argv)
     rank, world = 0, 1
     if args.zero:
@@ -170,6 +180,7 @@ def main(argv=None):
         if not dist.is_initialized():
             dist.init_process_group()
         rank, world = dist.get_rank(), dist.get_world_size()
+    device = pick_device(args.device)  # after init_process_group: "cuda" is then this rank's GPU
     log = print if rank == 0 else (lambda *a, **k: None)  # only rank 0 reports
     text = load_fortunes(args.root)
     codec = CharCodec(text)
@@ -183,7 +194,8 @@ def main(argv=None):
     bm.manual_seed(args.seed)
     config = GPTConfig(vocab_size=codec.vocab_size, block_size=args.block_size, n_layer=args.n_layer,
                        n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
-    model = raw = GPT(config)  # `raw`: the unwrapped model (evaluation, sampling, state dicts)
+    # `raw`: the unwrapped model (evaluation, sampling, state dicts).
+    model = raw = GPT(config).to(device=device)
     if args.checkpoint:
         enable_activation_checkpointing(model)
     # Weight decay on matrices only (not biases, LayerNorm gains or position/token vectors' norms).
@@ -204,7 +216,8 @@ def main(argv=None):
     sched = optim.lr_scheduler.warmup_cosine(opt, min(args.warmup, args.steps), args.steps, min_lr=args.min_lr)
     rng = np.random.default_rng(args.seed)  # training batches only
     amp_dtype = {"bf16": bm.bfloat16, "fp16": bm.float16}.get(args.amp)
-    scaler = bm.amp.GradScaler("cpu", enabled=args.amp == "fp16")
+    amp_device = amp_device_type(device)
+    scaler = bm.amp.GradScaler(amp_device, enabled=args.amp == "fp16")
     step, losses = 0, []
     if args.resume:
         if not os.path.exists(ckpt_path):
@@ -224,11 +237,11 @@ def main(argv=None):
     log(f"fortunes: {len(text):,} characters, vocab {codec.vocab_size}; GPT {config.n_layer} layers, "
           f"{config.n_head} heads, n_embd {config.n_embd}, block {config.block_size}, "
           f"{raw.num_parameters():,} parameters; {args.steps} steps of batch {args.batch_size}"
-          + (f" on each of {world} ranks{' (ZeRO-1 optimizer)' if args.zero else ''}" if args.ddp else ""),
-          flush=True)
+          + (f" on each of {world} ranks{' (ZeRO-1 optimizer)' if args.zero else ''}" if args.ddp else "")
+          + f"; on {device}", flush=True)
     first = None
     if rank == 0:
-        first = estimate_loss(raw, splits, args, eval_rng(args, step))
+        first = estimate_loss(raw, splits, args, eval_rng(args, step), device)
         print(f"step {step}: train loss {first['train']:.4f}, val loss {first['val']:.4f}", flush=True)
 
     writer = MetricsWriter(metrics_path, append=args.resume) if rank == 0 else None
@@ -236,8 +249,8 @@ def main(argv=None):
     bar.update(step)
     start = time.perf_counter()
     while step < args.steps:
-        x, y = get_batch(splits["train"], args.batch_size, args.block_size, rng, rank, world)
-        with bm.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
+        x, y = get_batch(splits["train"], args.batch_size, args.block_size, rng, rank, world, device)
+        with bm.autocast(amp_device, dtype=amp_dtype, enabled=amp_dtype is not None):
             _, loss = model(x, y)
         opt.zero_grad()
         scaler.scale(loss).backward()
@@ -260,10 +273,11 @@ def main(argv=None):
             writer.write(step=step, loss=value, lr=opt.param_groups[0]["lr"])
         bar.update(1, loss=value)
         if rank == 0 and ((args.eval_every > 0 and step % args.eval_every == 0) or step == args.steps):
-            est = estimate_loss(raw, splits, args, eval_rng(args, step))
+            est = estimate_loss(raw, splits, args, eval_rng(args, step), device)
             writer.write(step=step, train_loss=est["train"], val_loss=est["val"])
+            text_out = sample(raw, codec, chr(10), args.sample_len // 2, device=device)
             bar.write(f"step {step}: train loss {est['train']:.4f}, val loss {est['val']:.4f}\n"
-                      f"--- sample ---\n{sample(raw, codec, chr(10), args.sample_len // 2)}\n--------------")
+                      f"--- sample ---\n{text_out}\n--------------")
         stopping = args.stop_at is not None and step >= args.stop_at
         if (args.save_every > 0 and step % args.save_every == 0) or step == args.steps or stopping:
             if args.zero:
@@ -282,11 +296,11 @@ def main(argv=None):
         dist.barrier()  # rank 0's checkpoint is on disk before any rank returns
     if step < args.steps:
         log(f"stopped at step {step} (--stop-at); continue with --resume", flush=True)
-        return {"losses": losses, "final": None}
+        return {"losses": losses, "final": None, "device": device}
     if rank != 0:
-        return {"losses": losses, "final": None}
+        return {"losses": losses, "final": None, "device": device}
 
-    final = estimate_loss(raw, splits, args, eval_rng(args, step))
+    final = estimate_loss(raw, splits, args, eval_rng(args, step), device)
     if not args.no_plot:
         try:
             plot_metrics(os.path.join(args.out, "loss.png"), metrics_path, keys=["loss", "val_loss"],
@@ -297,8 +311,8 @@ def main(argv=None):
     print(f"trained {args.steps} steps in {elapsed:.0f} s")
     print(f"final: train loss {final['train']:.4f}, val loss {final['val']:.4f} "
           f"(started at {first['train']:.4f} / {first['val']:.4f})")
-    print("sample:\n" + sample(raw, codec, "Q: ", args.sample_len))
-    return {"losses": losses, "final": final}
+    print("sample:\n" + sample(raw, codec, "Q: ", args.sample_len, device=device))
+    return {"losses": losses, "final": final, "device": device}
 
 
 def eval_rng(args, step):

@@ -3,7 +3,7 @@
 
     python examples/train_lstm.py [--steps 1000] [--batch-size 32] [--seq-len 64] [--hidden 192]
                                   [--layers 1] [--lr 0.005] [--out lstm_out] [--resume]
-                                  [--save-every 250] [--ckpt PATH] [--root DIR]
+                                  [--save-every 250] [--ckpt PATH] [--root DIR] [--device auto|cpu|cuda[:i]]
 
 The text is every fortune file in /usr/share/games/fortunes (the Debian package `fortunes`;
 the .dat index and .u8 link files are skipped), split 90/10 into training and validation
@@ -20,6 +20,9 @@ the CPU the resumed losses equal the uninterrupted run's bit for bit. With the d
 validation in about 3.5 minutes on one thread of a busy 2-core box; with --hidden 211
 --batch-size 16 --steps 800 (234k parameters, as train_gpt.py's defaults) to 2.08 / 2.08
 (README.md, "Character models"). On a machine busy with other work, OMP_NUM_THREADS=1 is faster.
+--device (default auto: a GPU when bigmodel has CUDA and one is usable, else the CPU) holds
+the model, batches and optimizer state; checkpoints load on any device, and --resume on the
+device that saved one continues exactly.
 """
 import argparse
 import math
@@ -36,6 +39,7 @@ from bigmodel.utils import MetricsWriter, ProgressBar, plot_metrics
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _ckpt import load_checkpoint, save_checkpoint  # noqa: E402  (examples/_ckpt.py)
+from _device import add_device_arg, pick_device  # noqa: E402  (examples/_device.py)
 
 DEFAULT_ROOT = "/usr/share/games/fortunes"
 
@@ -65,6 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--stop-at", type=int, default=None,
                    help="save a checkpoint and stop after this step, as an interrupted run would (tests)")
     p.add_argument("--no-plot", action="store_true", help="skip the loss plot")
+    add_device_arg(p)
     return p.parse_args(argv)
 
 
@@ -97,37 +102,38 @@ class CharLSTM(nn.Module):
         return self.head(out), state
 
 
-def batch(data, batch_size, seq_len, rng):
+def batch(data, batch_size, seq_len, rng, device="cpu"):
     starts = rng.integers(0, len(data) - seq_len - 1, size=batch_size)
     win = np.stack([data[s:s + seq_len + 1] for s in starts])
-    return bm.tensor(win[:, :-1]), bm.tensor(win[:, 1:])
+    return bm.tensor(win[:, :-1]).to(device=device), bm.tensor(win[:, 1:]).to(device=device)
 
 
-def sample(model, stoi, itos, prime, length, temperature, rng):
-    """Feeds `prime`, then draws `length` characters one at a time, carrying the LSTM state."""
+def sample(model, stoi, itos, prime, length, temperature, rng, device="cpu"):
+    """Feeds `prime`, then draws `length` characters one at a time, carrying the LSTM state
+    (on `device`; only the last logits come to the host for NumPy's draw)."""
     model.eval()
     chars = [stoi.get(ch, 0) for ch in prime]
     out = []
     with bm.no_grad():
-        logits, state = model(bm.tensor(np.array([chars])))
+        logits, state = model(bm.tensor(np.array([chars])).to(device=device))
         for _ in range(length):
-            z = logits.numpy()[0, -1].astype(np.float64) / temperature
+            z = logits[0, -1].cpu().numpy().astype(np.float64) / temperature
             p = np.exp(z - z.max())
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             out.append(itos[nxt])
-            logits, state = model(bm.tensor(np.array([[nxt]])), state)
+            logits, state = model(bm.tensor(np.array([[nxt]])).to(device=device), state)
     model.train()
     return prime + "".join(out)
 
 
-def evaluate(model, data, batch_size, seq_len, batches=8):
+def evaluate(model, data, batch_size, seq_len, batches=8, device="cpu"):
     """Mean loss over fixed windows: its own generator, so it never moves training's batches."""
     rng = np.random.default_rng(1)
     model.eval()
     total = 0.0
     with bm.no_grad():
         for _ in range(batches):
-            x, y = batch(data, batch_size, seq_len, rng)
+            x, y = batch(data, batch_size, seq_len, rng, device)
             logits, _ = model(x)
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)))
     model.train()
@@ -135,9 +141,11 @@ def evaluate(model, data, batch_size, seq_len, batches=8):
 
 
 def main(argv=None):
-    """Runs the training; returns {"losses": per-step training losses from step 1, "final": ...}."""
+    """Runs the training; returns {"losses": per-step training losses from step 1, "final": ...,
+    "device": the device it trained on}."""
     args = parse_args(argv)
     bm.manual_seed(args.seed)
+    device = pick_device(args.device)
     rng = np.random.default_rng(args.seed)  # training batches only
     text = load_text(args.root)
     itos = sorted(set(text))
@@ -149,7 +157,7 @@ def main(argv=None):
     ckpt_path = args.ckpt or os.path.join(args.out, "ckpt.bm")
     metrics_path = os.path.join(args.out, "metrics.jsonl")
 
-    model = CharLSTM(len(itos), args.embed, args.hidden, args.layers, args.dropout)
+    model = CharLSTM(len(itos), args.embed, args.hidden, args.layers, args.dropout).to(device=device)
     opt = optim.Adam(model.parameters(), lr=args.lr)
     # Cosine decay to 10% of the peak rate over the run.
     sched = optim.lr_scheduler.LambdaLR(
@@ -161,19 +169,20 @@ def main(argv=None):
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
 
     def evaluate_splits():
-        return {k: evaluate(model, v, args.batch_size, args.seq_len, args.eval_batches) for k, v in splits.items()}
+        return {k: evaluate(model, v, args.batch_size, args.seq_len, args.eval_batches, device)
+                for k, v in splits.items()}
 
     print(f"fortunes: {len(text):,} characters, vocabulary {len(itos)}, {len(splits['train']):,} for training; "
           f"LSTM {args.layers} layer(s), hidden {args.hidden}, embed {args.embed}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; {args.steps} steps of batch "
-          f"{args.batch_size} x {args.seq_len}; loss at start ~ ln({len(itos)}) = {math.log(len(itos)):.2f}",
-          flush=True)
+          f"{args.batch_size} x {args.seq_len}; loss at start ~ ln({len(itos)}) = {math.log(len(itos)):.2f}; "
+          f"on {device}", flush=True)
     writer = MetricsWriter(metrics_path, append=args.resume)
     bar = ProgressBar(total=args.steps, desc="train", unit="step")
     bar.update(step)
     start = time.perf_counter()
     while step < args.steps:
-        x, y = batch(splits["train"], args.batch_size, args.seq_len, rng)
+        x, y = batch(splits["train"], args.batch_size, args.seq_len, rng, device)
         logits, _ = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         opt.zero_grad()
@@ -194,7 +203,7 @@ def main(argv=None):
             writer.write(step=step, train_loss=est["train"], val_loss=est["val"])
             # Sampling draws from its own generator (seeded by step), not the batch sampler's.
             text_out = sample(model, stoi, itos, "The ", args.sample_len, args.temperature,
-                              np.random.default_rng([args.seed, step, 2]))
+                              np.random.default_rng([args.seed, step, 2]), device)
             bar.write(f"--- step {step}: train loss {est['train']:.3f}, validation loss {est['val']:.3f}:\n{text_out}")
         stopping = args.stop_at is not None and step >= args.stop_at
         if step % args.save_every == 0 or step == args.steps or stopping:
@@ -207,7 +216,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     if step < args.steps:
         print(f"stopped at step {step} (--stop-at); continue with --resume", flush=True)
-        return {"losses": losses, "final": None}
+        return {"losses": losses, "final": None, "device": device}
 
     final = evaluate_splits()
     if not args.no_plot:
@@ -220,7 +229,7 @@ def main(argv=None):
     print(f"trained to step {args.steps} in {elapsed:.0f} s (this run)")
     print(f"final: train loss {final['train']:.4f}, validation loss {final['val']:.4f} nats/char "
           f"(running training loss {running:.3f})", flush=True)
-    return {"losses": losses, "final": final}
+    return {"losses": losses, "final": final, "device": device}
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     "$EMU_DIR/bigmodel_tests" --gtest_brief=1 \
       --gtest_filter='CudaGemmWgmma.FusedEpilogues:CudaGemmWgmma.SeveralWorkItemsPerBlock:CudaGemmWgmma.DispatcherChoosesIt:CudaAllocator*:CudaRuntime*:CudaGemm.Cublas*:CudaLinear.*Cublas*:CudaEmuCudnn.*:CudaRnnCudnn.*:CudaConv.Cudnn*' || rc=1
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda.py \
-      tests/python/test_cuda_training.py -k "not cudnn" || rc=1
+      tests/python/test_cuda_training.py tests/python/test_cuda_examples.py -k "not cudnn" || rc=1
     # The cuBLAS and cuDNN RNN baselines' wrappers on the emulated cuBLASLt and cuDNN
     # (tests/cuda_emu/emu_cublaslt.cpp, emu_cudnn*.cpp).
     BIGMODEL_BUILD_DIR="$EMU_DIR" "$PYTHON" -m pytest -q -p no:cacheprovider tests/python/test_cuda_linear.py \

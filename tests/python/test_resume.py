@@ -52,6 +52,17 @@ def test_gpt_with_activation_checkpointing_and_autocast_matches(tmp_path, fortun
     assert amp != base and all(abs(a - b) < 0.05 * b for a, b in zip(amp, base))
 
 
+def test_gpt_device_argument(tmp_path, fortunes_root, capsys):
+    # --device (examples/_device.py): named in the opening line and returned; a bad name ends
+    # the run with one clear line before any training.
+    gpt = load_example("train_gpt")
+    res = gpt.main(gpt_args(fortunes_root, tmp_path / "cpu", "--steps", "2", "--device", "cpu"))
+    assert res["device"] == "cpu" and len(res["losses"]) == 2
+    assert capsys.readouterr().out.splitlines()[0].endswith("; on cpu")
+    with pytest.raises(SystemExit, match="--device 'cuda:x'"):
+        gpt.main(gpt_args(fortunes_root, tmp_path / "bad", "--device", "cuda:x"))
+
+
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 

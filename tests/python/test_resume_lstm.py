@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import bigmodel as bm
 from _examples import load_example, make_fortunes
 
 
@@ -54,3 +55,18 @@ def test_lstm_resume_without_checkpoint_fails_clearly(tmp_path, fortunes_root):
     lstm = load_example("train_lstm")
     with pytest.raises(SystemExit, match="no checkpoint"):
         lstm.main(lstm_args(fortunes_root, tmp_path / "none", "--resume"))
+
+
+def test_lstm_device_argument(tmp_path, fortunes_root, capsys):
+    # --device (examples/_device.py): a bad name or a GPU that is not there ends the run with
+    # one clear line; --device cpu trains on the CPU and says so in the opening line.
+    lstm = load_example("train_lstm")
+    with pytest.raises(SystemExit, match="--device 'gpu'.*expected 'cpu', 'cuda' or 'cuda:N'"):
+        lstm.main(lstm_args(fortunes_root, tmp_path / "bad", "--device", "gpu"))
+    if not bm.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda:1: .*use --device cpu"):
+            lstm.main(lstm_args(fortunes_root, tmp_path / "nogpu", "--device", "cuda:1"))
+    capsys.readouterr()
+    res = lstm.main(lstm_args(fortunes_root, tmp_path / "cpu", "--steps", "2", "--device", "cpu"))
+    assert res["device"] == "cpu" and len(res["losses"]) == 2
+    assert capsys.readouterr().out.splitlines()[0].endswith("; on cpu")

@@ -161,8 +161,9 @@ class GPT(nn.Module):
                 for _ in range(max_new_tokens):
                     cond = idx if idx.shape[1] <= self.config.block_size else idx[:, -self.config.block_size:]
                     logits, _ = self(cond)
-                    nxt = self._sample(logits[:, -1, :].to(_C.dtype.float64).numpy(), temperature, top_k)
-                    idx = _C.cat([idx, bm.tensor(nxt, dtype=idx.dtype).reshape(-1, 1)], 1)
+                    # The draw runs on the host; the new tokens go back to idx's device.
+                    nxt = self._sample(logits[:, -1, :].cpu().to(_C.dtype.float64).numpy(), temperature, top_k)
+                    idx = _C.cat([idx, bm.tensor(nxt, dtype=idx.dtype, device=idx.device).reshape(-1, 1)], 1)
         finally:
             self.train(was_training)
         return idx
