@@ -101,14 +101,11 @@ const char* CUDNNWINAPI cudnnGetErrorString(cudnnStatus_t status) {
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnCreate(cudnnHandle_t* handle) {
-  if (!handle) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreate", "handle is NULL");
-  *handle = new cudnnContext();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(handle, "cudnnCreate");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroy(cudnnHandle_t handle) {
-  delete handle;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(handle);
 }
 
 // cudnnSetStream: "the cuDNN library functions will use this stream"; the emulation runs every
@@ -128,14 +125,11 @@ cudnnStatus_t CUDNNWINAPI cudnnGetStream(cudnnHandle_t handle, cudaStream_t* str
 // ---- tensor descriptors (cudnn_graph / cudnn_ops) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* tensorDesc) {
-  if (!tensorDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateTensorDescriptor", "NULL argument");
-  *tensorDesc = new cudnnTensorStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(tensorDesc, "cudnnCreateTensorDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t tensorDesc) {
-  delete tensorDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(tensorDesc);
 }
 
 namespace {
@@ -217,14 +211,11 @@ cudnnStatus_t CUDNNWINAPI cudnnGetTensorNdDescriptor(const cudnnTensorDescriptor
 // ---- filter descriptors (cudnn_cnn) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* filterDesc) {
-  if (!filterDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateFilterDescriptor", "NULL argument");
-  *filterDesc = new cudnnFilterStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(filterDesc, "cudnnCreateFilterDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t filterDesc) {
-  delete filterDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(filterDesc);
 }
 
 // cudnnSetFilter4dDescriptor: k output maps, c input maps (per group), h x w; format NCHW keeps
@@ -249,14 +240,11 @@ cudnnStatus_t CUDNNWINAPI cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t fil
 // ---- convolution descriptors (cudnn_cnn) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* convDesc) {
-  if (!convDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateConvolutionDescriptor", "NULL argument");
-  *convDesc = new cudnnConvolutionStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(convDesc, "cudnnCreateConvolutionDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t convDesc) {
-  delete convDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(convDesc);
 }
 
 // cudnnSetConvolution2dDescriptor: BAD_PARAM when pad_h or pad_w < 0, u or v <= 0, a dilation

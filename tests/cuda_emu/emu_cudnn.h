@@ -50,6 +50,20 @@ namespace bm_emu_cudnn {
 // whoever reads the test log) and returns the status.
 cudnnStatus_t fail(cudnnStatus_t st, const char* fn, const char* why);
 
+// cudnnCreate*: a fresh object behind the handle (BAD_PARAM for a NULL out-pointer); and
+// cudnnDestroy*, which frees it (NULL allowed).
+template <typename T>
+cudnnStatus_t create(T** out, const char* fn) {
+  if (!out) return fail(CUDNN_STATUS_BAD_PARAM, fn, "NULL argument");
+  *out = new T();
+  return CUDNN_STATUS_SUCCESS;
+}
+template <typename T>
+cudnnStatus_t destroy(T* p) {
+  delete p;
+  return CUDNN_STATUS_SUCCESS;
+}
+
 // Bytes of one element; 0 for a type the emulation does not support.
 size_t type_size(cudnnDataType_t t);
 // Element i of a buffer of type t, widened to double; and its store (rounded to t).

@@ -75,14 +75,11 @@ size_t work_bytes(const cudnnRNNStruct& r, int max_seq, int batch) {
 // ---- dropout (cudnn_ops) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateDropoutDescriptor(cudnnDropoutDescriptor_t* dropoutDesc) {
-  if (!dropoutDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateDropoutDescriptor", "NULL argument");
-  *dropoutDesc = new cudnnDropoutStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(dropoutDesc, "cudnnCreateDropoutDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyDropoutDescriptor(cudnnDropoutDescriptor_t dropoutDesc) {
-  delete dropoutDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(dropoutDesc);
 }
 
 // cudnnSetDropoutDescriptor: dropout is the probability of zeroing a value, in [0, 1); states
@@ -105,14 +102,11 @@ cudnnStatus_t CUDNNWINAPI cudnnSetDropoutDescriptor(cudnnDropoutDescriptor_t dro
 // ---- RNN descriptor (cudnn_adv) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateRNNDescriptor(cudnnRNNDescriptor_t* rnnDesc) {
-  if (!rnnDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateRNNDescriptor", "NULL argument");
-  *rnnDesc = new cudnnRNNStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(rnnDesc, "cudnnCreateRNNDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyRNNDescriptor(cudnnRNNDescriptor_t rnnDesc) {
-  delete rnnDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(rnnDesc);
 }
 
 // cudnnSetRNNDescriptor_v8. Documented rules checked (BAD_PARAM unless noted):
@@ -172,14 +166,11 @@ cudnnStatus_t CUDNNWINAPI cudnnSetRNNDescriptor_v8(cudnnRNNDescriptor_t rnnDesc,
 // ---- RNN data descriptor (cudnn_adv) ----
 
 cudnnStatus_t CUDNNWINAPI cudnnCreateRNNDataDescriptor(cudnnRNNDataDescriptor_t* rnnDataDesc) {
-  if (!rnnDataDesc) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnCreateRNNDataDescriptor", "NULL argument");
-  *rnnDataDesc = new cudnnRNNDataStruct();
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::create(rnnDataDesc, "cudnnCreateRNNDataDescriptor");
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnDestroyRNNDataDescriptor(cudnnRNNDataDescriptor_t rnnDataDesc) {
-  delete rnnDataDesc;
-  return CUDNN_STATUS_SUCCESS;
+  return bm_emu_cudnn::destroy(rnnDataDesc);
 }
 
 // cudnnSetRNNDataDescriptor: BAD_PARAM when maxSeqLength, batchSize or vectorSize <= 0, the
