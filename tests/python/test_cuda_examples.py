@@ -169,8 +169,10 @@ res["rank"], res["current"] = dist.get_rank(), bm.cuda.current_device()
 # Every rank alone on the union of the ranks' batches (as tests/dist/test_zero.py does).
 out = os.path.join(sys.argv[3], "single%d" % res["rank"])
 res["single"] = gpt.main(base + ["--out", out, "--batch-size", "4"])["losses"]
+# One file per rank: mpirun may interleave the ranks' stdout within a line.
+with open(os.path.join(sys.argv[3], "result%d.json" % res["rank"]), "w") as f:
+    json.dump(res, f)
 dist.barrier()
-print("RESULT " + json.dumps(res), flush=True)
 """
 
 
@@ -199,8 +201,7 @@ def test_gpt_ddp_two_ranks_each_on_its_gpu(tmp_path, fortunes_root):
            sys.executable, "-c", DDP_DRIVER, ROOT, fortunes_root, str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    results = sorted((json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
-                      if line.startswith("RESULT ")), key=lambda r: r["rank"])
+    results = [json.loads((tmp_path / f"result{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["rank"] for r in results] == [0, 1]
     for r in results:  # "cuda" under mpirun is the rank's own GPU
         assert r["current"] == r["rank"]
