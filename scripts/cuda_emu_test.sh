@@ -21,7 +21,9 @@
 # reads and writes of kernels into device or shared memory are reported; any ASan/UBSan
 # report fails the run (Python reports land in $BUILD/sanitizer-python.*). One thread
 # order by default (EMU_ORDERS=forward).
-# Usage: scripts/cuda_emu_test.sh [--memcheck] [extra pytest args]   (BUILD=... JOBS=2 EMU_ORDERS=...)
+# EMU_ASYNC=1 adds a pass with asynchronous streams (BIGMODEL_EMU_ASYNC=1: deferred per-stream
+# work, so missing stream dependencies show).
+# Usage: scripts/cuda_emu_test.sh [--memcheck] [extra pytest args]   (BUILD=... JOBS=2 EMU_ORDERS=... EMU_ASYNC=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMCHECK=${EMU_MEMCHECK:-0}
@@ -79,6 +81,15 @@ for order in $orders; do
   env "${py_env[@]}" BIGMODEL_EMU_ORDER=$order "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda_*.py \
     -k "$py_k" "$@" || status=1
 done
+if [ "$MEMCHECK" != 1 ] && [ "${EMU_ASYNC:-0}" = 1 ]; then
+  # Asynchronous streams (BIGMODEL_EMU_ASYNC=1, tests/cuda_emu/emu_streams.cpp): work runs only
+  # when CUDA's semantics force it, so a missing stream dependency gives wrong results. The
+  # CudaEmuCudnn tests hand host buffers to the emulated cuDNN: synchronous mode only.
+  echo "== CUDA emulation, asynchronous streams (BIGMODEL_EMU_ASYNC=1)"
+  BIGMODEL_EMU_ASYNC=1 "$BUILD/cuda_emu_selftest" 2>/dev/null || status=1
+  BIGMODEL_EMU_ASYNC=1 "$BUILD/bigmodel_tests" --gtest_filter="Cuda*:-$not_emulated:CudaEmuCudnn.*" --gtest_brief=1 || status=1
+  BIGMODEL_EMU_ASYNC=1 "$PY" -m pytest -q -p no:cacheprovider tests/python/test_cuda_*.py -k "$py_k" "$@" || status=1
+fi
 if [ "$MEMCHECK" != 1 ]; then
   # The NCCL tier on the emulated NCCL (tests/cuda_emu/emu_nccl.cpp): one process, then two
   # ranks with two emulated GPUs (the 2-rank NCCL path no single-GPU machine can run).

@@ -146,12 +146,25 @@ inline LaunchCfg cfg(dim3 g, dim3 b, size_t smem = 0, cudaStream_t s = nullptr) 
 
 // Runs `body` once per thread of every block (emu_runtime.cpp).
 void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx);
+// BIGMODEL_EMU_ASYNC=1 (emu_streams.cpp): launches are queued on their stream. enqueue_grid
+// checks the configuration now and queues the grid; `destroy` releases `ctx` afterwards.
+bool async_launches();
+void enqueue_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx, void (*destroy)(void*));
 
 // `kernel` is a generic lambda that calls the kernel (the rewriter writes it, so template
 // arguments the launch left to deduction are deduced here too). The arguments are copied
 // once, as the launch copies them; each thread's call converts them to the parameters.
 template <typename F, typename... A>
 void launch(const LaunchCfg& c, const char* name, F&& kernel, A&&... args) {
+  if (async_launches()) {
+    // The queued job owns its copies of the kernel lambda and the arguments.
+    using Job = std::pair<std::decay_t<F>, std::tuple<std::decay_t<A>...>>;
+    auto* job = new Job(std::forward<F>(kernel), std::tuple<std::decay_t<A>...>(std::forward<A>(args)...));
+    enqueue_grid(
+        c, name, [](void* v) { auto* j = static_cast<Job*>(v); std::apply(j->first, j->second); }, job,
+        [](void* v) { delete static_cast<Job*>(v); });
+    return;
+  }
   std::tuple<std::decay_t<A>...> params(std::forward<A>(args)...);
   auto call = [&] { std::apply(kernel, params); };
   run_grid(c, name, [](void* v) { (*static_cast<decltype(call)*>(v))(); }, &call);

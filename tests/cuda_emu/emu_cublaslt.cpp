@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tests/cuda_emu/emu_streams.h"
+
 namespace {
 
 constexpr uint64_t kAlgoMagic = 0x656d75436c744c74ull;  // "emuCltLt"
@@ -342,7 +344,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t a, const void* B, cublasLtMatrixLayout_t b, const void* beta,
                               const void* C, cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t dl,
                               const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
-                              cudaStream_t) {
+                              cudaStream_t stream) {
   if (!handle || !desc || !alpha || !beta || !a || !b || !c || !dl || !algo) return CUBLAS_STATUS_INVALID_VALUE;
   const auto& d = *reinterpret_cast<MatmulDesc*>(desc);
   const auto& la = *reinterpret_cast<Layout*>(a);
@@ -368,6 +370,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   const bool wide = d.compute == CUBLAS_COMPUTE_64F, ints = d.compute == CUBLAS_COMPUTE_32I;
   const bool bias = has(d.epilogue, CUBLASLT_EPILOGUE_BIAS), relu = has(d.epilogue, CUBLASLT_EPILOGUE_RELU),
              gelu = has(d.epilogue, CUBLASLT_EPILOGUE_GELU), aux = has(d.epilogue, CUBLASLT_EPILOGUE_GELU_AUX);
+  // Checked and with alpha/beta read now (host pointers); the product itself runs on the
+  // stream (at once by default, queued with BIGMODEL_EMU_ASYNC=1), on copies of the descriptors.
+  bm_emu::on_stream(stream, "cublasLtMatmul", [=] {
   for (int32_t bt = 0; bt < ld.batch; ++bt) {
     for (int64_t j = 0; j < p.n; ++j) {
       for (int64_t i = 0; i < p.m; ++i) {
@@ -394,6 +399,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
       }
     }
   }
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -1,7 +1,9 @@
 // CUDA-on-CPU emulation: the CUDA runtime API calls bigmodel makes, over host memory
 // (-DBIGMODEL_CUDA=EMULATE only; this replaces libcudart in that build). Device memory is
 // malloc'ed host memory capped at BIGMODEL_EMU_MEM_MB (default 4096), so out-of-memory paths
-// run too; copies and launches finish before the call returns.
+// run too; by default copies and launches finish before the call returns. With
+// BIGMODEL_EMU_ASYNC=1 they are queued per stream and run when CUDA's semantics force them
+// (emu_streams.cpp); each call below then forwards to its async_* counterpart.
 // Under AddressSanitizer (memcheck builds) a block's bytes past the requested size are
 // poisoned, so with BIGMODEL_CUDA_CACHING=0 (one cudaMalloc per tensor) any access past a
 // tensor's end, by a kernel or by a copy, is reported.
@@ -19,6 +21,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "tests/cuda_emu/emu_streams.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #else
@@ -35,14 +39,6 @@ CUresult encode_tensor_map_tiled(CUtensorMap* map, CUtensorMapDataType dtype, cu
                                  const cuuint32_t* elem_strides, CUtensorMapInterleave interleave,
                                  CUtensorMapSwizzle swizzle, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill fill);
 }  // namespace bm_emu
-
-struct CUstream_st {
-  int priority = 0;
-};
-struct CUevent_st {
-  double ms = 0;
-  bool recorded = false;
-};
 
 namespace {
 
@@ -97,6 +93,8 @@ int compute_capability() {
 
 }  // namespace
 
+int& bm_emu::current_device_ref() { return t_device; }
+
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
@@ -112,7 +110,7 @@ cudaError_t cudaSetDevice(int device) {
   t_device = device;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return bm_emu::async_mode() ? bm_emu::async_device_sync() : cudaSuccess; }
 
 cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int device) {
   if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
@@ -174,16 +172,20 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
   ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + size, (rounded == 0 ? 256 : rounded) - size);
   g_device_blocks[p] = rounded;
   g_device_used += rounded;
+  if (bm_emu::async_mode()) bm_emu::note_device_block(p, rounded == 0 ? 256 : rounded, true);
   *ptr = p;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
+  // cudaFree synchronizes the device (documented implicit synchronization).
+  if (bm_emu::async_mode() && !bm_emu::in_stream_job()) bm_emu::drain(-1);
   std::lock_guard<std::mutex> lock(g_mem_mutex);
   auto it = g_device_blocks.find(ptr);
   if (it == g_device_blocks.end()) return cudaErrorInvalidValue;
   g_device_used -= it->second;
   g_device_blocks.erase(it);
+  if (bm_emu::async_mode()) bm_emu::note_device_block(ptr, 0, false);
   std::free(ptr);
   return cudaSuccess;
 }
@@ -195,34 +197,50 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
 }
 cudaError_t cudaHostAlloc(void** ptr, size_t size, unsigned int) {
   *ptr = std::aligned_alloc(256, (size + 255) / 256 * 256 + 256);
+  if (*ptr && bm_emu::async_mode()) bm_emu::note_pinned(*ptr, size, true);  // copies to and from it are fully asynchronous
   return *ptr ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaMallocHost(void** ptr, size_t size) { return cudaHostAlloc(ptr, size, 0); }
 cudaError_t cudaFreeHost(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  if (bm_emu::async_mode() && !bm_emu::in_stream_job()) bm_emu::drain(-1);  // an implicit sync too
+  if (bm_emu::async_mode()) bm_emu::note_pinned(ptr, 0, false);
   std::free(ptr);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
+  if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, kind, nullptr, true);
   if (count) std::memmove(dst, src, count);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, kind, s, false);
   return cudaMemcpy(dst, src, count, kind);
 }
-cudaError_t cudaMemcpyPeerAsync(void* dst, int, const void* src, int, size_t count, cudaStream_t) {
+cudaError_t cudaMemcpyPeerAsync(void* dst, int, const void* src, int, size_t count, cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, cudaMemcpyDeviceToDevice, s, false);
   if (count) std::memmove(dst, src, count);
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* dst, int value, size_t count) {
+  if (bm_emu::async_mode()) return bm_emu::async_memset(dst, value, count, nullptr);
   if (count) std::memset(dst, value, count);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t) { return cudaMemset(dst, value, count); }
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_memset(dst, value, count, s);
+  return cudaMemset(dst, value, count);
+}
 
 // ---- streams and events ------------------------------------------------------------------------
-cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int, int priority) {
-  *s = new CUstream_st{priority};
+// Priorities are kept, not acted on: the async mode's order does not follow them.
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int flags, int priority) {
+  *s = new CUstream_st{};
+  (*s)->priority = priority;
+  (*s)->flags = flags;
+  (*s)->device = t_device;
+  if (bm_emu::async_mode()) bm_emu::register_stream(*s);
   return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
@@ -230,30 +248,42 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
 }
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithPriority(s, 0, 0); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_stream_destroy(s);
   delete s;
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  return bm_emu::async_mode() ? bm_emu::async_stream_sync(s) : cudaSuccess;
+}
+cudaError_t cudaStreamQuery(cudaStream_t s) { return bm_emu::async_mode() ? bm_emu::async_stream_query(s) : cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+  return bm_emu::async_mode() ? bm_emu::async_stream_wait_event(s, e) : cudaSuccess;
+}
 
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
   *e = new CUevent_st{};
+  (*e)->flags = flags;
   return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  if (bm_emu::async_mode()) return bm_emu::async_event_destroy(e);
   delete e;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_event_record(e, s);
   e->ms = now_ms();
   e->recorded = true;
   return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return bm_emu::async_mode() ? bm_emu::async_event_query(e) : cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  return bm_emu::async_mode() ? bm_emu::async_event_sync(e) : cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (bm_emu::async_mode() && (!bm_emu::async_event_complete(start) || !bm_emu::async_event_complete(end)))
+    return cudaErrorNotReady;  // documented: recorded, not yet completed
   if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
   *ms = static_cast<float>(end->ms - start->ms);
   return cudaSuccess;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 namespace bm_emu_cudnn {
 
@@ -323,6 +324,7 @@ cudnnStatus_t CUDNNWINAPI cudnnAddTensor(cudnnHandle_t handle, const void* alpha
                                          const void* A, const void* beta, const cudnnTensorDescriptor_t cDesc,
                                          void* C) {
   const char* fn = "cudnnAddTensor";
+  if (handle) bm_emu::library_call_waits(handle->stream);  // BIGMODEL_EMU_ASYNC=1: in stream order
   if (!handle || !alpha || !aDesc || !A || !beta || !cDesc || !C) return fail(CUDNN_STATUS_BAD_PARAM, fn, "NULL argument");
   if (!aDesc->set || !cDesc->set) return fail(CUDNN_STATUS_BAD_PARAM, fn, "descriptor never set");
   if (aDesc->dtype != cDesc->dtype) return fail(CUDNN_STATUS_BAD_PARAM, fn, "A and C have different data types");

@@ -8,9 +8,11 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "tests/cuda_emu/emu_cudnn.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 using bm_emu_cudnn::fail;
 
@@ -272,13 +274,25 @@ cudnnStatus_t execute(const char* fn, Dir d, cudnnHandle_t h, const void* alpha,
   // Less workspace than the algorithm needs (cudnnGet*WorkspaceSize): the call cannot run.
   if (ws_bytes < it->ws || (it->ws > 0 && !ws))
     return fail(CUDNN_STATUS_BAD_PARAM, fn, "workspace smaller than the algorithm requires");
-  bm_emu_cudnn::scribble(ws, it->ws);  // the algorithm's scratch: whatever it was is gone
+  const size_t ws_used = it->ws;
   const bool dbl = g.t == CUDNN_DATA_DOUBLE;
   const double a = dbl ? *static_cast<const double*>(alpha) : *static_cast<const float*>(alpha);
   const double b = dbl ? *static_cast<const double*>(beta) : *static_cast<const float*>(beta);
   const bool tc = uses_tensor_ops(g, d, algo);
-  if (dbl) run<double>(d, g, tc, a, b, x, w, y, out);
-  else run<float>(d, g, tc, a, b, x, w, y, out);
+  // The sum runs on the handle's stream (queued with BIGMODEL_EMU_ASYNC=1), on copies of the
+  // descriptors: the caller may destroy them once the call returns.
+  auto xd = std::make_shared<cudnnTensorStruct>(*g.x);
+  auto wd = std::make_shared<cudnnFilterStruct>(*g.w);
+  auto yd = std::make_shared<cudnnTensorStruct>(*g.y);
+  bm_emu::on_stream(h->stream, fn, [=] {
+    Geo gg = g;
+    gg.x = xd.get();
+    gg.w = wd.get();
+    gg.y = yd.get();
+    bm_emu_cudnn::scribble(ws, ws_used);  // the algorithm's scratch: whatever it was is gone
+    if (dbl) run<double>(d, gg, tc, a, b, x, w, y, out);
+    else run<float>(d, gg, tc, a, b, x, w, y, out);
+  });
   ++g_conv_runs;
   return CUDNN_STATUS_SUCCESS;
 }
@@ -295,6 +309,8 @@ cudnnStatus_t find(const char* fn, Dir d, cudnnHandle_t h, const Geo& g, void* o
   if (!returned || !perf || requested <= 0)
     return fail(CUDNN_STATUS_BAD_PARAM, fn, "NULL perf / count pointer or requestedAlgoCount <= 0");
   if (ws_bytes > 0 && !ws) return fail(CUDNN_STATUS_BAD_PARAM, fn, "workSpace NULL with a non-zero size");
+  // Find runs the algorithms and returns their times: it waits for the handle's stream.
+  if (bm_emu::async_mode()) bm_emu::complete(h->stream);
   std::vector<AlgoInfo> table = algos(d, g);
   std::stable_sort(table.begin(), table.end(), [&](const AlgoInfo& a, const AlgoInfo& b) {
     const bool ra = a.supported && a.ws <= ws_bytes, rb = b.supported && b.ws <= ws_bytes;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/cuda_emu/emu_cudnn_rnn_impl.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 using namespace bm_emu_cudnn;
 using namespace bm_emu_cudnn::rnn_impl;
@@ -197,6 +198,9 @@ cudnnStatus_t CUDNNWINAPI cudnnRNNBackwardData_v8(
     void* dcx, size_t weightSpaceSize, const void* weightSpace, size_t workSpaceSize, void* workSpace,
     size_t reserveSpaceSize, void* reserveSpace) {
   const char* fn = "cudnnRNNBackwardData_v8";
+  // BIGMODEL_EMU_ASYNC=1: its checks read device data (lengths, reserve space), so it runs
+  // after the stream's queued work, at once.
+  if (handle) bm_emu::library_call_waits(handle->stream);
   Call c;
   cudnnStatus_t st = validate(fn, handle, rnnDesc, devSeqLengths, xDesc, yDesc, hDesc, cDesc, c,
                               hx || dhy || dhx, cx || dcy || dcx);
@@ -231,6 +235,9 @@ cudnnStatus_t CUDNNWINAPI cudnnRNNBackwardWeights_v8(cudnnHandle_t handle, cudnn
                                                      size_t weightSpaceSize, void* dweightSpace, size_t workSpaceSize,
                                                      void* workSpace, size_t reserveSpaceSize, void* reserveSpace) {
   const char* fn = "cudnnRNNBackwardWeights_v8";
+  // BIGMODEL_EMU_ASYNC=1: its checks read device data (lengths, reserve space), so it runs
+  // after the stream's queued work, at once.
+  if (handle) bm_emu::library_call_waits(handle->stream);
   Call c;
   cudnnStatus_t st = validate(fn, handle, rnnDesc, devSeqLengths, xDesc, yDesc, hDesc, nullptr, c, hx != nullptr, false);
   if (st != CUDNN_STATUS_SUCCESS) return st;

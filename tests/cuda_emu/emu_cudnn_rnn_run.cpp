@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/cuda_emu/emu_cudnn_rnn_impl.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 using namespace bm_emu_cudnn;
 using namespace bm_emu_cudnn::rnn_impl;
@@ -107,6 +108,9 @@ cudnnStatus_t CUDNNWINAPI cudnnRNNForward(cudnnHandle_t handle, cudnnRNNDescript
                                           size_t workSpaceSize, void* workSpace, size_t reserveSpaceSize,
                                           void* reserveSpace) {
   const char* fn = "cudnnRNNForward";
+  // BIGMODEL_EMU_ASYNC=1: its checks read device data (lengths, reserve space), so it runs
+  // after the stream's queued work, at once.
+  if (handle) bm_emu::library_call_waits(handle->stream);
   Call c;
   cudnnStatus_t st =
       validate(fn, handle, rnnDesc, devSeqLengths, xDesc, yDesc, hDesc, cDesc, c, hx || hy, cx || cy);

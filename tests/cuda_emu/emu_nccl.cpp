@@ -55,6 +55,7 @@
 #include <type_traits>
 
 #include "core/half.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 namespace {
 
@@ -527,7 +528,8 @@ ncclResult_t ncclCommUserRank(const ncclComm_t comm, int* rank) {
 }
 
 ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
-                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+  bm_emu::library_call_waits(stream);  // BIGMODEL_EMU_ASYNC=1: after the stream's queued work
   const CallDesc d{0, kAllReduce, datatype, op, -1, count};
   if (ncclResult_t r = check_args(comm, d, sendbuff, recvbuff)) return r;
   if (ncclResult_t r = begin(comm, d)) return r;
@@ -543,7 +545,8 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
 }
 
 ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, int root,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t stream) {
+  bm_emu::library_call_waits(stream);  // BIGMODEL_EMU_ASYNC=1: after the stream's queued work
   const CallDesc d{0, kBroadcast, datatype, -1, root, count};
   if (ncclResult_t r = check_args(comm, d, sendbuff, recvbuff)) return r;
   if (ncclResult_t r = begin(comm, d)) return r;
@@ -565,7 +568,8 @@ ncclResult_t ncclBcast(void* buff, size_t count, ncclDataType_t datatype, int ro
 }
 
 ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, ncclDataType_t datatype,
-                           ncclComm_t comm, cudaStream_t) {
+                           ncclComm_t comm, cudaStream_t stream) {
+  bm_emu::library_call_waits(stream);  // BIGMODEL_EMU_ASYNC=1: after the stream's queued work
   const CallDesc d{0, kAllGather, datatype, -1, -1, sendcount};
   if (ncclResult_t r = check_args(comm, d, sendbuff, recvbuff)) return r;
   if (ncclResult_t r = begin(comm, d)) return r;
@@ -582,7 +586,8 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
 }
 
 ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, ncclDataType_t datatype,
-                               ncclRedOp_t op, ncclComm_t comm, cudaStream_t) {
+                               ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
+  bm_emu::library_call_waits(stream);  // BIGMODEL_EMU_ASYNC=1: after the stream's queued work
   const CallDesc d{0, kReduceScatter, datatype, op, -1, recvcount};
   if (ncclResult_t r = check_args(comm, d, sendbuff, recvbuff)) return r;
   if (ncclResult_t r = begin(comm, d)) return r;

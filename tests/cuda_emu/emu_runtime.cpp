@@ -3,8 +3,9 @@
 // cuda_emu.h, and the subset of the CUDA runtime API that bigmodel calls, over host memory.
 // Blocks run one after another, in the thread order's sense (forward, reverse, shuffled).
 // One emulated device ("bigmodel CUDA emulator", compute capability 9.0 by default, 8.0 with
-// BIGMODEL_EMU_CC=80; emu_cudart.cpp). Work is synchronous: a launch or copy is done when the
-// call returns, so streams and events only keep their bookkeeping. Threads that poll (mbarrier
+// BIGMODEL_EMU_CC=80; emu_cudart.cpp). By default work is synchronous: a launch or copy is done
+// when the call returns. With BIGMODEL_EMU_ASYNC=1 a launch is queued on its stream
+// (emu_streams.cpp) with a copy of its arguments and runs when the stream is forced. Threads that poll (mbarrier
 // and wgmma waits, emu_hopper.cpp) stay runnable; when a phase completes its pollers run next,
 // and a pass in which every live thread only polled is reported as a deadlock.
 // Memcheck (built with -DBIGMODEL_SANITIZE=ON, scripts/cuda_emu_test.sh --memcheck): under
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "tests/cuda_emu/cuda_emu.h"
+#include "tests/cuda_emu/emu_streams.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -411,7 +414,10 @@ void fresh_shared(void* p, size_t bytes) {
 uintptr_t smem_base() { return reinterpret_cast<uintptr_t>(g_smem); }
 
 // ---- grid ----------------------------------------------------------------------------------------
-void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx) {
+namespace {
+// The launch-configuration checks, made when the launch is issued (in async mode too, as the
+// real runtime reports them at the launch); false with the error set.
+bool launch_config_ok(const LaunchCfg& c, const char* name) {
   std::lock_guard<std::recursive_mutex> lock(g_launch_mutex);
   const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
   const unsigned long long blocks = 1ull * c.grid.x * c.grid.y * c.grid.z;
@@ -424,14 +430,34 @@ void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* c
     std::snprintf(buf, sizeof buf, "[cuda-emu] invalid launch of %s: grid (%u,%u,%u), block (%u,%u,%u)", name,
                   c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z);
     set_error(cudaErrorInvalidConfiguration, buf);
-    return;
+    return false;
   }
   if (c.smem > static_cast<size_t>(limit)) {
     std::snprintf(buf, sizeof buf, "[cuda-emu] launch of %s asks %zu bytes of dynamic shared memory, limit %d", name,
                   c.smem, limit);
     set_error(cudaErrorInvalidValue, buf);
-    return;
+    return false;
   }
+  return true;
+}
+}  // namespace
+
+bool async_launches() { return async_mode(); }
+
+// Async mode: the launch's copy of its arguments (`ctx`, released by `destroy`) is queued on
+// the launch's stream; a fault while it runs becomes the stream's sticky error.
+void enqueue_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx, void (*destroy)(void*)) {
+  std::shared_ptr<void> hold(ctx, destroy);
+  if (!launch_config_ok(c, name)) return;
+  const LaunchCfg cc = c;
+  enqueue(c.stream, std::string("kernel ") + name, [cc, name, body, hold] { run_grid(cc, name, body, hold.get()); });
+}
+
+void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx) {
+  std::lock_guard<std::recursive_mutex> lock(g_launch_mutex);
+  const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
+  const unsigned long long blocks = 1ull * c.grid.x * c.grid.y * c.grid.z;
+  if (!launch_config_ok(c, name)) return;
   const Order ord = order_from_env();
   std::mt19937 rng(12345);
   gridDim = c.grid;
@@ -580,6 +606,7 @@ cudaError_t take_last_error() {
   return e;
 }
 cudaError_t peek_last_error() { return t_last_error; }
+void set_last_error(cudaError_t e, const std::string& msg) { set_error(e, msg); }
 const char* last_error_message() { return last_message().c_str(); }
 
 }  // namespace bm_emu

@@ -29,7 +29,10 @@ template <typename K, typename... A>
 std::string launch(dim3 grid, dim3 block, size_t smem, K&& kernel, A&&... args) {
   cudaGetLastError();
   bm_emu::launch(bm_emu::cfg(grid, block, smem), "selftest", kernel, std::forward<A>(args)...);
-  const cudaError_t e = cudaGetLastError();
+  // With BIGMODEL_EMU_ASYNC=1 the grid is queued: it runs (and reports a fault) at the sync.
+  const cudaError_t launched = cudaGetLastError();
+  const cudaError_t ran = cudaDeviceSynchronize();
+  const cudaError_t e = launched != cudaSuccess ? launched : ran;
   return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
 }
 bool has(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }

@@ -4,7 +4,7 @@ compiler (tests/cuda_emu/cuda_emu.h supplies the rest):
 
   kernel<T, 4><<<grid, block, smem, stream>>>(a, b);
       -> ::bm_emu::launch(::bm_emu::cfg(grid, block, smem, stream), "kernel<T, 4>",
-                          [&](auto&... bm_emu_a) { kernel<T, 4>(bm_emu_a...); }, a, b);
+                          [=](auto&... bm_emu_a) { kernel<T, 4>(bm_emu_a...); }, a, b);
   extern __shared__ __align__(16) float smem[];
       -> float* smem = reinterpret_cast<float*>(::bm_emu::dynamic_smem());
   __shared__ float a[32], b[8];   (block scope: a static array in the emulator)
@@ -91,7 +91,9 @@ def rewrite(text, path):
         args = text[j + 1 : args_close]
         sep = ", " if args.strip() else ""
         out.append(text[pos:start])
-        call = f"[&](auto&... bm_emu_a) {{ {expr}(bm_emu_a...); }}"
+        # By copy: in async mode (BIGMODEL_EMU_ASYNC=1) the lambda outlives the launching
+        # function, and `expr` may name a local (a kernel chosen into a function pointer).
+        call = f"[=](auto&... bm_emu_a) {{ {expr}(bm_emu_a...); }}"
         out.append(f'::bm_emu::launch(::bm_emu::cfg({cfg}), "{expr}", {call}{sep}{args})')
         pos = args_close + 1
     out.append(text[pos:])
