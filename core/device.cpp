@@ -20,7 +20,7 @@ Device::Device(const std::string& spec) {
     if (spec.size() == 4) {
       // Plain "cuda" is the current device, as in PyTorch (each data-parallel rank makes its
       // own GPU current, so model.to("cuda") lands there); resolved now, not at each use.
-      if (cuda::built_with_cuda() && cuda::device_count() > 0) index = cuda::current_device();
+      if (cuda::is_available()) index = cuda::current_device();
       return;
     }
     if (spec[4] == ':' && spec.size() > 5) {
