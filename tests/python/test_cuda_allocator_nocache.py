@@ -3,12 +3,10 @@ own cudaMalloc of exactly its size, returned by cudaFree when the tensor dies), 
 checkers need (compute-sanitizer, scripts/cuda_emu_test.sh --memcheck). Each setting runs in
 a child process, since the allocator reads the variable once. Skips without a GPU."""
 
-import pytest
-
-import bigmodel as bm
 from _child import run_child_json
+from _cuda import requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(), reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 # Element counts (float32): below 512 bytes, an odd small size, and one past the small pool.
 _SIZES = [7, 1001, (1 << 18) + 5]

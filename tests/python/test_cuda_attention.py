@@ -7,19 +7,14 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 F = bm.nn.functional
 DTYPES = [bm.float32, bm.bfloat16, bm.float16]
 # Forward tolerances (atol, rtol) against the float32 CPU path; gradients get three times these.
 TOL = {bm.float32: (2e-5, 2e-4), bm.float16: (2e-3, 5e-3), bm.bfloat16: (1.6e-2, 2e-2)}
-
-
-def host(t):
-    t = t.detach().cpu()
-    return t.float().numpy() if t.dtype in (bm.bfloat16, bm.float16) else t.numpy()
 
 
 def rand(rng, shape, dtype, scale=1.0):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host
 
 F = bm.nn.functional
 HAVE_GPU = bm.cuda.is_available()
@@ -29,11 +30,6 @@ def attention_backend(name):
         yield
     finally:
         bm.backends.attention = before
-
-
-def host(t):
-    t = t.detach().cpu()
-    return t.float().numpy() if t.dtype in (bm.bfloat16, bm.float16) else t.numpy()
 
 
 def rand(rng, shape, dtype, scale=1.0):

@@ -7,24 +7,19 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host64, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 # Max |gpu - cpu| over max(1, max |cpu|): both sides compute in float32 (float64) with
 # different summation orders; half types may differ by an output rounding step.
 TOL = {bm.float64: 1e-11, bm.float32: 2e-5, bm.float16: 4e-3, bm.bfloat16: 2e-2}
 
 
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy().astype(np.float64)
-
-
 def check(gpu, cpu, dtype, what, scale=1.0):
     assert gpu.is_cuda and gpu.dtype == cpu.dtype == dtype, what
     assert gpu.shape == cpu.shape, f"{what}: shape {gpu.shape} != {cpu.shape}"
-    a, e = host(gpu), host(cpu)
+    a, e = host64(gpu), host64(cpu)
     assert np.isfinite(a).all(), f"{what}: non-finite values on the GPU (unwritten output?)"
     err = np.abs(a - e).max() / max(1.0, np.abs(e).max()) if e.size else 0.0
     assert err <= TOL[dtype] * scale, f"{what}: max error {err:.3g} (relative to the largest value)"
@@ -117,7 +112,7 @@ def test_conv2d_cuda_empty_batch(rng):
     out = bm.conv2d(bm.zeros(0, 2, 5, 5).cuda(), w)
     assert out.shape == (0, 3, 3, 3) and out.is_cuda
     out.backward(bm.zeros(0, 3, 3, 3).cuda())
-    assert (host(w.grad) == 0).all()
+    assert (host64(w.grad) == 0).all()
 
 
 def cudnn_available():

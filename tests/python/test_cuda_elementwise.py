@@ -4,19 +4,14 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 INTS = [bm.int32, bm.int64]
 TOL = {bm.float32: (1e-6, 1e-5), bm.float64: (1e-12, 1e-12), bm.float16: (1e-3, 1e-3),
        bm.bfloat16: (1e-2, 1e-2)}
-
-
-def host(t):
-    t = t.cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def make(rng, shape, dtype, positive=False):

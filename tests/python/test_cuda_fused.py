@@ -8,17 +8,12 @@ import pytest
 import bigmodel as bm
 from bigmodel import _C, nn, optim
 from bigmodel.nn.utils import clip_grad_norm_
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 SIZES = [(1,), (7,), (33,), (1000,), (1023,), (3, 77), (40000,)]  # 40000: several 16384-element chunks
 TOL = {bm.float32: (1e-6, 1e-5), bm.float64: (1e-12, 1e-12), bm.float16: (1e-3, 1e-3), bm.bfloat16: (1e-2, 1e-2)}
-
-
-def host(t):
-    t = t.cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def assert_bitwise(gpu, cpu, what):

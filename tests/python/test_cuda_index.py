@@ -6,20 +6,15 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 ALL = FLOATS + [bm.int32, bm.int64, bm.bool]
 SIZES = [1, 7, 33, 1000, 1023]
 # atomicAdd sums in another order than the CPU's loop: a unit or two of the dtype.
 TOL = {bm.float32: 1e-5, bm.float64: 1e-12, bm.float16: 2e-3, bm.bfloat16: 1.6e-2}
-
-
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def make(rng, shape, dtype):

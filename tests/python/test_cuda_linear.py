@@ -8,9 +8,9 @@ import pytest
 
 import bigmodel as bm
 from bigmodel.nn import functional as F
+from _cuda import host64, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 ACTS = ["none", "relu", "gelu", "gelu_tanh"]
 DTYPES = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
@@ -26,13 +26,8 @@ def backend(request):
     bm.backends.gemm = before
 
 
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy().astype(np.float64)
-
-
 def check_close(gpu, cpu, dtype, scale, what):
-    a, b = host(gpu), host(cpu)
+    a, b = host64(gpu), host64(cpu)
     assert a.shape == b.shape, what
     tol = TOL[dtype] * scale
     err = np.max(np.abs(a - b)) if a.size else 0.0

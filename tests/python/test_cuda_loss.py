@@ -8,30 +8,15 @@ import pytest
 
 import bigmodel as bm
 import bigmodel.nn.functional as F
+from _cuda import check_close, host, normal, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 TOL = {bm.float32: (2e-5, 2e-5), bm.float64: (1e-10, 1e-9), bm.float16: (5e-2, 2e-2),
        bm.bfloat16: (1e-1, 3e-2)}
 GRAD_TOL = {bm.float32: (1e-6, 1e-4), bm.float64: (1e-10, 1e-9), bm.float16: (2e-3, 3e-3),
             bm.bfloat16: (2e-2, 2e-2)}
-
-
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
-
-
-def make(rng, shape, dtype, scale=3.0, shift=0.5):
-    return bm.tensor(rng.standard_normal(shape) * scale + shift).to(dtype)
-
-
-def check(gpu_result, cpu_result, tol):
-    assert gpu_result.is_cuda
-    assert gpu_result.dtype == cpu_result.dtype and gpu_result.shape == cpu_result.shape
-    np.testing.assert_allclose(host(gpu_result), host(cpu_result), atol=tol[0], rtol=tol[1])
 
 
 def targets(rng, n, classes, ignore_index=None, every=4):
@@ -57,7 +42,7 @@ def run_both(fn, x, g=None):
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_fused_cross_entropy_matches_composed_cpu(rng, dtype, classes):
     n = 3 if classes >= 4096 else 13
-    x = make(rng, (n, classes), dtype)
+    x = normal(rng, (n, classes), dtype)
     ignore = 1 if classes > 1 else -100  # with one class, ignoring it would leave no target (0/0)
     t = targets(rng, n, classes, ignore_index=ignore)
     w = bm.tensor(rng.uniform(0.1, 2.0, classes)).to(dtype)
@@ -65,28 +50,28 @@ def test_fused_cross_entropy_matches_composed_cpu(rng, dtype, classes):
     for reduction, weight, eps in cases:
         if dtype == bm.float16 and eps > 0 and classes >= 1000:
             continue  # the composed float16 smoothing sum (about 10 * 13 * C) overflows float16
-        g = make(rng, (n,) if reduction == "none" else (), dtype, 1.0, 0.0)
+        g = normal(rng, (n,) if reduction == "none" else (), dtype, 1.0, 0.0)
 
         def fn(xs, cuda):
             return F.cross_entropy(xs, t.cuda() if cuda else t, weight=None if weight is None else
                                    (weight.cuda() if cuda else weight), ignore_index=ignore,
                                    reduction=reduction, label_smoothing=eps)
         res = run_both(fn, x, g)
-        check(res[True][0], res[False][0], TOL[dtype])
-        check(res[True][1], res[False][1], GRAD_TOL[dtype])
+        check_close(res[True][0], res[False][0], TOL[dtype])
+        check_close(res[True][1], res[False][1], GRAD_TOL[dtype])
 
 
 def test_fused_cross_entropy_noncontiguous_and_int32_targets(rng):
-    x = make(rng, (33, 17), bm.float32)
+    x = normal(rng, (33, 17), bm.float32)
     t = bm.tensor(rng.integers(0, 33, size=17)).to(bm.int32)
-    g = make(rng, (), bm.float32, 1.0, 0.0)
+    g = normal(rng, (), bm.float32, 1.0, 0.0)
     res = run_both(lambda xs, cuda: F.cross_entropy(xs.t(), t.cuda() if cuda else t), x, g)  # [17, 33] view
-    check(res[True][0], res[False][0], TOL[bm.float32])
-    check(res[True][1], res[False][1], GRAD_TOL[bm.float32])
+    check_close(res[True][0], res[False][0], TOL[bm.float32])
+    check_close(res[True][1], res[False][1], GRAD_TOL[bm.float32])
 
 
 def test_fused_cross_entropy_all_ignored_is_nan_like_cpu(rng):
-    x = make(rng, (4, 5), bm.float32)
+    x = normal(rng, (4, 5), bm.float32)
     t = bm.tensor(np.full(4, -100))
     a, b = F.cross_entropy(x.cuda(), t.cuda()), F.cross_entropy(x, t)
     assert np.isnan(host(b)) and np.isnan(host(a))
@@ -95,17 +80,17 @@ def test_fused_cross_entropy_all_ignored_is_nan_like_cpu(rng):
 @pytest.mark.parametrize("dtype", [bm.float32, bm.float16], ids=str)
 def test_composed_cross_entropy_on_gpu(rng, dtype):
     # [N, C, d] logits and probability targets keep the composed path (softmax over dim 1).
-    x = make(rng, (5, 7, 9), dtype)
+    x = normal(rng, (5, 7, 9), dtype)
     t = bm.tensor(rng.integers(0, 7, size=(5, 9)))
-    g = make(rng, (), dtype, 1.0, 0.0)
+    g = normal(rng, (), dtype, 1.0, 0.0)
     res = run_both(lambda xs, cuda: F.cross_entropy(xs, t.cuda() if cuda else t, label_smoothing=0.2), x, g)
-    check(res[True][0], res[False][0], TOL[dtype])
-    check(res[True][1], res[False][1], GRAD_TOL[dtype])
-    p = bm.softmax(make(rng, (6, 11), bm.float32), 1)
-    y = make(rng, (6, 11), bm.float32)
-    res = run_both(lambda xs, cuda: F.cross_entropy(xs, p.cuda() if cuda else p), y, make(rng, (), bm.float32))
-    check(res[True][0], res[False][0], TOL[bm.float32])
-    check(res[True][1], res[False][1], GRAD_TOL[bm.float32])
+    check_close(res[True][0], res[False][0], TOL[dtype])
+    check_close(res[True][1], res[False][1], GRAD_TOL[dtype])
+    p = bm.softmax(normal(rng, (6, 11), bm.float32), 1)
+    y = normal(rng, (6, 11), bm.float32)
+    res = run_both(lambda xs, cuda: F.cross_entropy(xs, p.cuda() if cuda else p), y, normal(rng, (), bm.float32))
+    check_close(res[True][0], res[False][0], TOL[bm.float32])
+    check_close(res[True][1], res[False][1], GRAD_TOL[bm.float32])
 
 
 def test_fused_cross_entropy_gradcheck_on_gpu(rng):
@@ -118,19 +103,19 @@ def test_fused_cross_entropy_gradcheck_on_gpu(rng):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_nll_loss_matches_cpu(rng, dtype, reduction):
-    x = bm.log_softmax(make(rng, (9, 33, 4), bm.float64), 1).to(dtype)
+    x = bm.log_softmax(normal(rng, (9, 33, 4), bm.float64), 1).to(dtype)
     t = bm.tensor(rng.integers(0, 33, size=(9, 4)))
     w = bm.tensor(rng.uniform(0.1, 2.0, 33)).to(dtype)
-    g = make(rng, (9, 4) if reduction == "none" else (), dtype, 1.0, 0.0)
+    g = normal(rng, (9, 4) if reduction == "none" else (), dtype, 1.0, 0.0)
     res = run_both(lambda xs, cuda: F.nll_loss(xs, t.cuda() if cuda else t, weight=w.cuda() if cuda else w,
                                                ignore_index=3, reduction=reduction), x, g)
-    check(res[True][0], res[False][0], TOL[dtype])
-    check(res[True][1], res[False][1], GRAD_TOL[dtype])
+    check_close(res[True][0], res[False][0], TOL[dtype])
+    check_close(res[True][1], res[False][1], GRAD_TOL[dtype])
 
 
 @pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
 def test_out_of_range_target_raises_index_error(rng, fn):
-    x = make(rng, (4, 6), bm.float32)
+    x = normal(rng, (4, 6), bm.float32)
     for bad in (6, -1):
         t = bm.tensor(np.array([0, 1, bad, 2]))
         op = getattr(F, fn)
@@ -146,10 +131,10 @@ def test_out_of_range_target_raises_index_error(rng, fn):
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_pointwise_losses_match_cpu(rng, dtype, n):
     probs = bm.tensor(rng.uniform(0.02, 0.98, (n, 3))).to(dtype)
-    logits = make(rng, (n, 3), dtype)
+    logits = normal(rng, (n, 3), dtype)
     y = bm.tensor(rng.uniform(0.0, 1.0, (3, n))).to(dtype)
     pw = bm.tensor(rng.uniform(0.5, 3.0, (3, 1))).to(dtype)
-    g = make(rng, (), dtype, 1.0, 0.0)
+    g = normal(rng, (), dtype, 1.0, 0.0)
     cases = [
         (lambda a, b, cuda: F.l1_loss(a, b), logits),
         (lambda a, b, cuda: F.binary_cross_entropy(a, b, reduction="sum"), probs),
@@ -163,9 +148,9 @@ def test_pointwise_losses_match_cpu(rng, dtype, n):
             out = loss(xs.t(), ys, cuda)  # input a transposed view
             out.backward(g.cuda() if cuda else g)
             res[cuda] = (out, xs.grad, ys.grad)
-        check(res[True][0], res[False][0], TOL[dtype])
+        check_close(res[True][0], res[False][0], TOL[dtype])
         for got, want in zip(res[True][1:], res[False][1:]):
-            check(got, want, GRAD_TOL[dtype] if dtype != bm.float32 else (1e-5, 1e-4))
+            check_close(got, want, GRAD_TOL[dtype] if dtype != bm.float32 else (1e-5, 1e-4))
 
 
 def test_bce_rejects_input_outside_unit_interval(rng):

@@ -1,14 +1,13 @@
 """cuda tier: layer_norm and batch_norm on the GPU against the CPU (kernels/cuda/norm.cu):
 forward, running statistics, and the gradients of input, weight and bias, on odd row
 lengths, non-contiguous inputs and every floating dtype. Skips without a GPU."""
-import numpy as np
 import pytest
 
 import bigmodel as bm
 import bigmodel.nn.functional as F
+from _cuda import check_close, normal, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 # GPU statistics accumulate in float (Welford), the CPU's in double: a few float ulps.
@@ -16,21 +15,6 @@ TOL = {bm.float32: (2e-5, 1e-4), bm.float64: (1e-10, 1e-9), bm.float16: (2e-3, 3
        bm.bfloat16: (2e-2, 2e-2)}
 GRAD_TOL = {bm.float32: (1e-4, 1e-4), bm.float64: (1e-9, 1e-9), bm.float16: (5e-3, 5e-3),
             bm.bfloat16: (5e-2, 3e-2)}
-
-
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
-
-
-def make(rng, shape, dtype, scale=3.0, shift=0.5):
-    return bm.tensor(rng.standard_normal(shape) * scale + shift).to(dtype)
-
-
-def check(gpu_result, cpu_result, tol):
-    assert gpu_result.is_cuda
-    assert gpu_result.dtype == cpu_result.dtype and gpu_result.shape == cpu_result.shape
-    np.testing.assert_allclose(host(gpu_result), host(cpu_result), atol=tol[0], rtol=tol[1])
 
 
 def leaf(t, cuda):
@@ -41,40 +25,40 @@ def leaf(t, cuda):
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_layer_norm_matches_cpu(rng, dtype, cols):
     rows = 3 if cols >= 4096 else 11
-    x = make(rng, (rows, cols), dtype)
-    w, b = make(rng, (cols,), dtype, 1.0, 1.0), make(rng, (cols,), dtype, 1.0, 0.0)
-    g = make(rng, (rows, cols), dtype, 1.0, 0.0)
+    x = normal(rng, (rows, cols), dtype)
+    w, b = normal(rng, (cols,), dtype, 1.0, 1.0), normal(rng, (cols,), dtype, 1.0, 0.0)
+    g = normal(rng, (rows, cols), dtype, 1.0, 0.0)
     res = {}
     for cuda in (False, True):
         xs, ws, bs = leaf(x, cuda), leaf(w, cuda), leaf(b, cuda)
         y = F.layer_norm(xs, (cols,), ws, bs, 1e-5)
         y.backward(g.cuda() if cuda else g)
         res[cuda] = (y, xs.grad, ws.grad, bs.grad)
-    check(res[True][0], res[False][0], TOL[dtype])
+    check_close(res[True][0], res[False][0], TOL[dtype])
     for got, want in zip(res[True][1:], res[False][1:]):
-        check(got, want, GRAD_TOL[dtype])
+        check_close(got, want, GRAD_TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [bm.float32, bm.float16], ids=str)
 def test_layer_norm_noncontiguous_two_dims_no_affine(rng, dtype):
-    x = make(rng, (9, 33, 6), dtype)
+    x = normal(rng, (9, 33, 6), dtype)
     view_gpu, view_cpu = x.cuda().transpose(0, 1), x.transpose(0, 1)  # [33, 9, 6], strided
-    check(F.layer_norm(view_gpu, (9, 6)), F.layer_norm(view_cpu, (9, 6)), TOL[dtype])
-    w = make(rng, (6,), dtype, 1.0, 1.0)
-    check(F.layer_norm(view_gpu, (6,), w.cuda()), F.layer_norm(view_cpu, (6,), w), TOL[dtype])
+    check_close(F.layer_norm(view_gpu, (9, 6)), F.layer_norm(view_cpu, (9, 6)), TOL[dtype])
+    w = normal(rng, (6,), dtype, 1.0, 1.0)
+    check_close(F.layer_norm(view_gpu, (6,), w.cuda()), F.layer_norm(view_cpu, (6,), w), TOL[dtype])
 
 
 def test_layer_norm_many_rows_weight_grad(rng):
     # 4000 rows: the weight/bias gradients go through several row chunks.
-    x, g = make(rng, (4000, 33), bm.float32), make(rng, (4000, 33), bm.float32, 1.0, 0.0)
-    w, b = make(rng, (33,), bm.float32), make(rng, (33,), bm.float32)
+    x, g = normal(rng, (4000, 33), bm.float32), normal(rng, (4000, 33), bm.float32, 1.0, 0.0)
+    w, b = normal(rng, (33,), bm.float32), normal(rng, (33,), bm.float32)
     grads = {}
     for cuda in (False, True):
         ws, bs = leaf(w, cuda), leaf(b, cuda)
         F.layer_norm(x.cuda() if cuda else x, (33,), ws, bs).backward(g.cuda() if cuda else g)
         grads[cuda] = (ws.grad, bs.grad)
     for got, want in zip(grads[True], grads[False]):
-        check(got, want, (1e-3, 1e-4))
+        check_close(got, want, (1e-3, 1e-4))
 
 
 def test_layer_norm_gradcheck_on_gpu(rng):
@@ -89,10 +73,10 @@ def test_layer_norm_gradcheck_on_gpu(rng):
 def test_batch_norm_training_matches_cpu(rng, dtype, shape):
     C = shape[1]
     sd = bm.float64 if dtype == bm.float64 else bm.float32
-    x = make(rng, shape, dtype)
-    g = make(rng, shape, dtype, 1.0, 0.0)
-    w, b = make(rng, (C,), sd, 1.0, 1.0), make(rng, (C,), sd)
-    rm0, rv0 = make(rng, (C,), sd, 0.1, 0.0), bm.tensor(rng.uniform(0.5, 2.0, C)).to(sd)
+    x = normal(rng, shape, dtype)
+    g = normal(rng, shape, dtype, 1.0, 0.0)
+    w, b = normal(rng, (C,), sd, 1.0, 1.0), normal(rng, (C,), sd)
+    rm0, rv0 = normal(rng, (C,), sd, 0.1, 0.0), bm.tensor(rng.uniform(0.5, 2.0, C)).to(sd)
     res = {}
     for cuda in (False, True):
         mv = (lambda t: t.cuda()) if cuda else (lambda t: t)
@@ -101,21 +85,21 @@ def test_batch_norm_training_matches_cpu(rng, dtype, shape):
         y = F.batch_norm(xs, rm, rv, ws, bs, training=True, momentum=0.1, eps=1e-5)
         y.backward(mv(g))
         res[cuda] = (y, rm, rv, xs.grad, ws.grad, bs.grad)
-    check(res[True][0], res[False][0], TOL[dtype])
+    check_close(res[True][0], res[False][0], TOL[dtype])
     for got, want in zip(res[True][1:3], res[False][1:3]):  # running statistics
-        check(got, want, (1e-5, 1e-5) if sd == bm.float32 else (1e-10, 1e-9))
+        check_close(got, want, (1e-5, 1e-5) if sd == bm.float32 else (1e-10, 1e-9))
     for got, want in zip(res[True][3:], res[False][3:]):
-        check(got, want, GRAD_TOL[dtype] if got.dtype == dtype else (1e-3, 1e-4))
+        check_close(got, want, GRAD_TOL[dtype] if got.dtype == dtype else (1e-3, 1e-4))
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_batch_norm_eval_matches_cpu(rng, dtype):
     sd = bm.float64 if dtype == bm.float64 else bm.float32
-    x = make(rng, (6, 5, 3, 11), dtype)
+    x = normal(rng, (6, 5, 3, 11), dtype)
     view_gpu, view_cpu = x.cuda()[:, :, 1:], x[:, :, 1:]  # non-contiguous
-    rm, rv = make(rng, (5,), sd, 0.5, 0.0), bm.tensor(rng.uniform(0.5, 2.0, 5)).to(sd)
-    w, b = make(rng, (5,), sd), make(rng, (5,), sd)
-    g = make(rng, (6, 5, 2, 11), dtype, 1.0, 0.0)
+    rm, rv = normal(rng, (5,), sd, 0.5, 0.0), bm.tensor(rng.uniform(0.5, 2.0, 5)).to(sd)
+    w, b = normal(rng, (5,), sd), normal(rng, (5,), sd)
+    g = normal(rng, (6, 5, 2, 11), dtype, 1.0, 0.0)
     res = {}
     for cuda in (False, True):
         mv = (lambda t: t.cuda()) if cuda else (lambda t: t)
@@ -124,9 +108,9 @@ def test_batch_norm_eval_matches_cpu(rng, dtype):
         y = F.batch_norm(xs, mv(rm), mv(rv), ws, mv(b), training=False, eps=1e-5)
         y.backward(mv(g))
         res[cuda] = (y, xs.grad, ws.grad)
-    check(res[True][0], res[False][0], TOL[dtype])
-    check(res[True][1], res[False][1], GRAD_TOL[dtype])
-    check(res[True][2], res[False][2], (1e-3, 1e-4) if sd == bm.float32 else (1e-9, 1e-9))
+    check_close(res[True][0], res[False][0], TOL[dtype])
+    check_close(res[True][1], res[False][1], GRAD_TOL[dtype])
+    check_close(res[True][2], res[False][2], (1e-3, 1e-4) if sd == bm.float32 else (1e-9, 1e-9))
 
 
 def test_batch_norm_gradcheck_on_gpu(rng):

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 DTYPES = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 TOL = {bm.float64: 1e-12, bm.float32: 1e-6, bm.float16: 1e-3, bm.bfloat16: 8e-3}
 SHAPES = [(7, 3, 13, 11), (1, 33, 8, 9), (3, 17, 16), (2, 5, 64, 63)]
-
-
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def check(gpu, cpu, what, exact=False):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 ALL = FLOATS + [bm.int32, bm.int64, bm.bool]

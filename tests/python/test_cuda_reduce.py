@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 INTS = [bm.int32, bm.int64]
@@ -16,11 +16,6 @@ SIZES = [1, 7, 33, 1000, 1023]
 # GPU sums accumulate in float (float32/16/bf16) in another order than the CPU's double:
 # relative tolerances one or two units of the result's precision, absolute ones scaled by n.
 RTOL = {bm.float32: 2e-5, bm.float64: 1e-10, bm.float16: 2e-3, bm.bfloat16: 1.6e-2}
-
-
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def make(rng, shape, dtype, kind="normal"):

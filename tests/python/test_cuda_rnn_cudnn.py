@@ -10,9 +10,9 @@ import pytest
 
 import bigmodel as bm
 from bigmodel import nn
+from _cuda import host64, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 # Max |a - e| over max(1, max |e|). float32: cuDNN's and our GEMMs sum in different orders and
 # the recurrence carries the difference through T steps; a layout or gate-order mistake gives
@@ -50,13 +50,8 @@ def restore_backend():
     bm.backends.rnn = before
 
 
-def host(t):
-    t = t.detach().cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy().astype(np.float64)
-
-
 def check(actual, expected, tol, what):
-    a, e = host(actual), host(expected)
+    a, e = host64(actual), host64(expected)
     assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
     assert np.isfinite(a).all(), f"{what}: non-finite values (unwritten output?)"
     err = np.abs(a - e).max() / max(1.0, np.abs(e).max()) if e.size else 0.0
@@ -160,7 +155,7 @@ def test_cudnn_half_types_match_cpu_float32(mode, dtype):
     T, B, cfg, lengths = CASES[1]
     cfg = dict(cfg, seed=3)
     data = make_data(np.random.default_rng(3), mode, cfg, T, B)
-    rounded = {k: host(bm.tensor(v, dtype=dtype)) for k, v in data.items()}
+    rounded = {k: host64(bm.tensor(v, dtype=dtype)) for k, v in data.items()}
     cudnn = run(mode, cfg, rounded, "cudnn", "cuda", dtype, lengths)
     bm.backends.rnn = "ours"
     # The same initial weights, rounded to dtype and back: what the cuDNN module holds.
@@ -199,7 +194,7 @@ def test_padding_is_zero_and_ignored():
     cfg = dict(cfg, seed=5)
     data = make_data(np.random.default_rng(5), "LSTM", cfg, T, B)
     outs, grads = run("LSTM", cfg, data, "cudnn", "cuda", bm.float32, lengths)
-    out, gx = host(outs["out"]), host(grads["x"])
+    out, gx = host64(outs["out"]), host64(grads["x"])
     for b, n in enumerate(lengths):
         assert np.all(out[n:, b] == 0), f"batch {b}: outputs past length {n} are not 0"
         assert np.all(gx[n:, b] == 0), f"batch {b}: input gradient past length {n} is not 0"
@@ -248,7 +243,7 @@ def test_second_backward_through_one_forward_raises():
     out, _ = m(x)
     loss = (out * out).sum()
     loss.backward(retain_graph=True)
-    first = host(x.grad)
+    first = host64(x.grad)
     with pytest.raises(RuntimeError, match=r"\[cudnn_rnn\] a second backward through one cuDNN RNN forward"):
         loss.backward()
     x.grad = None

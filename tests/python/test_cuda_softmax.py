@@ -5,22 +5,13 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, normal, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 TOL = {bm.float32: (2e-6, 2e-5), bm.float64: (1e-12, 1e-10), bm.float16: (2e-3, 3e-3),
        bm.bfloat16: (2e-2, 2e-2)}
-
-
-def host(t):
-    t = t.cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
-
-
-def make(rng, shape, dtype, scale=3.0):
-    return bm.tensor(rng.standard_normal(shape) * scale + 0.5).to(dtype)
 
 
 def check(gpu_result, cpu_result, tol=None):
@@ -35,7 +26,7 @@ def check(gpu_result, cpu_result, tol=None):
 @pytest.mark.parametrize("fn", [bm.softmax, bm.log_softmax], ids=["softmax", "log_softmax"])
 def test_rows_match_cpu(rng, fn, dtype, n):
     rows = 3 if n >= 4096 else 9
-    x = make(rng, (rows, n), dtype)
+    x = normal(rng, (rows, n), dtype)
     check(fn(x.cuda(), -1), fn(x, -1))
     if n > 1:  # rows starting one element past alignment: the scalar path
         check(fn(x.cuda()[:, 1:], -1), fn(x[:, 1:], -1))
@@ -45,7 +36,7 @@ def test_rows_match_cpu(rng, fn, dtype, n):
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 @pytest.mark.parametrize("fn", [bm.softmax, bm.log_softmax], ids=["softmax", "log_softmax"])
 def test_any_dim_noncontiguous(rng, fn, dtype, dim):
-    x = make(rng, (33, 7, 40), dtype)
+    x = normal(rng, (33, 7, 40), dtype)
     view_gpu, view_cpu = x.cuda().transpose(0, 2)[::2], x.transpose(0, 2)[::2]  # [20, 7, 33], strided
     check(fn(view_gpu, dim), fn(view_cpu, dim))
     check(fn(x.cuda(), dim), fn(x, dim))
@@ -53,14 +44,14 @@ def test_any_dim_noncontiguous(rng, fn, dtype, dim):
 
 def test_large_inner_and_long_reduced_dim(rng):
     # Softmax over dim 0 of a tall matrix: few columns, a long reduced dim (the inner kernel).
-    x = make(rng, (5000, 3), bm.float32)
+    x = normal(rng, (5000, 3), bm.float32)
     check(bm.softmax(x.cuda(), 0), bm.softmax(x, 0))
-    y = make(rng, (2, 1023, 65), bm.float32)
+    y = normal(rng, (2, 1023, 65), bm.float32)
     check(bm.log_softmax(y.cuda(), 1), bm.log_softmax(y, 1))
 
 
 def test_masked_rows(rng):
-    x = make(rng, (4, 37), bm.float32, scale=30.0).numpy()
+    x = normal(rng, (4, 37), bm.float32, scale=30.0).numpy()
     x[:, ::3] = -np.inf
     t = bm.tensor(x)
     out = bm.softmax(t.cuda(), -1)
@@ -70,7 +61,7 @@ def test_masked_rows(rng):
 
 
 def test_dtype_argument(rng):
-    x = make(rng, (7, 1000), bm.float16)
+    x = normal(rng, (7, 1000), bm.float16)
     out = bm.softmax(x.cuda(), -1, dtype=bm.float32)
     assert out.dtype == bm.float32
     check(out, bm.softmax(x, -1, dtype=bm.float32))
@@ -79,8 +70,8 @@ def test_dtype_argument(rng):
 @pytest.mark.parametrize("dim", [0, 1, -1])
 @pytest.mark.parametrize("fn", [bm.softmax, bm.log_softmax], ids=["softmax", "log_softmax"])
 def test_gradients_match_cpu(rng, fn, dim):
-    x = make(rng, (6, 5, 1025), bm.float32)
-    g = make(rng, (6, 5, 1025), bm.float32, scale=1.0)
+    x = normal(rng, (6, 5, 1025), bm.float32)
+    g = normal(rng, (6, 5, 1025), bm.float32, scale=1.0)
     xc = x.detach().requires_grad_()
     xg = x.cuda().detach().requires_grad_()
     fn(xc, dim).backward(g)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bigmodel as bm
+from _cuda import host, requires_cuda
 
-pytestmark = pytest.mark.skipif(not bm.cuda.is_available(),
-                                reason="no CUDA GPU visible (bm.cuda.is_available() is False)")
+pytestmark = requires_cuda
 
 FLOATS = [bm.float32, bm.float64, bm.float16, bm.bfloat16]
 INTS = [bm.int32, bm.int64]
@@ -16,11 +16,6 @@ SIZES = [1, 7, 33, 1000, 1023]
 # CUDA's libm and glibc differ by an ulp or two; half types may round that to one of theirs.
 TOL = {bm.float32: (1e-6, 1e-5), bm.float64: (1e-12, 1e-12), bm.float16: (1e-3, 1e-3),
        bm.bfloat16: (1e-2, 1e-2)}
-
-
-def host(t):
-    t = t.cpu()
-    return (t.float() if t.dtype in (bm.float16, bm.bfloat16) else t).numpy()
 
 
 def make(rng, shape, dtype, positive=False):
