@@ -82,6 +82,41 @@ __device__ __forceinline__ void tile_coords(int id, int tiles_m, int tiles_n, in
   tn = in_group / rows;
 }
 
+// ---- the arguments every tiled kernel starts with ---------------------------------------------
+// The operands, leading dims, batch strides and the grid's tile counts; each kernel's argument
+// struct derives from it and adds its own flags. TIn / TOut: the element types it reads and
+// writes (void where the kernel dispatches on a dtype flag).
+template <typename TIn, typename TOut>
+struct TiledArgs {
+  int M, N, K;
+  const TIn* A;
+  const TIn* B;
+  TOut* C;
+  int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
+  int64_t batch;
+  int tiles_m, tiles_n;  // of BM x BN tiles of C
+};
+
+// Fills a's TiledArgs part from GemmParams or GemmInt8Params (the launcher checked the sizes).
+template <int BM, int BN, typename TIn, typename TOut, typename Params>
+void fill_tiled_args(TiledArgs<TIn, TOut>& a, const Params& p) {
+  a.M = static_cast<int>(p.M);
+  a.N = static_cast<int>(p.N);
+  a.K = static_cast<int>(p.K);
+  a.A = static_cast<const TIn*>(p.A);
+  a.B = static_cast<const TIn*>(p.B);
+  a.C = static_cast<TOut*>(p.C);
+  a.lda = p.lda;
+  a.ldb = p.ldb;
+  a.ldc = p.ldc;
+  a.stride_a = p.stride_a;
+  a.stride_b = p.stride_b;
+  a.stride_c = p.stride_c;
+  a.batch = p.batch;
+  a.tiles_m = static_cast<int>((p.M + BM - 1) / BM);
+  a.tiles_n = static_cast<int>((p.N + BN - 1) / BN);
+}
+
 // ---- sm_80 primitives ---------------------------------------------------------------------
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

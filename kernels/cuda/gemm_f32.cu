@@ -14,14 +14,7 @@ constexpr int kThreads = 256;
 // K-contiguous operand then hit 32 different banks, and float4 reads stay 16-byte aligned.
 constexpr int kLds = kBM + 4;
 
-struct F32Args {
-  int M, N, K;
-  const float* A;
-  const float* B;
-  float* C;
-  int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
-  int64_t batch;
-  int tiles_m, tiles_n;
+struct F32Args : TiledArgs<float, float> {
   bool vec_a, vec_b, vec_c;  // float4 access is legal (ld, stride and base 16-byte aligned)
   bool vec_aux;              // the same for the aux output (when there is one)
   Epilogue ep;
@@ -207,21 +200,7 @@ bool vec4_ok(const void* p, int64_t ld, int64_t stride) {
 
 void launch_gemm_f32(const GemmParams& p, void* stream) {
   F32Args a;
-  a.M = static_cast<int>(p.M);
-  a.N = static_cast<int>(p.N);
-  a.K = static_cast<int>(p.K);
-  a.A = static_cast<const float*>(p.A);
-  a.B = static_cast<const float*>(p.B);
-  a.C = static_cast<float*>(p.C);
-  a.lda = p.lda;
-  a.ldb = p.ldb;
-  a.ldc = p.ldc;
-  a.stride_a = p.stride_a;
-  a.stride_b = p.stride_b;
-  a.stride_c = p.stride_c;
-  a.batch = p.batch;
-  a.tiles_m = static_cast<int>((p.M + kBM - 1) / kBM);
-  a.tiles_n = static_cast<int>((p.N + kBN - 1) / kBN);
+  fill_tiled_args<kBM, kBN>(a, p);
   a.vec_a = vec4_ok(p.A, p.lda, p.stride_a);
   a.vec_b = vec4_ok(p.B, p.ldb, p.stride_b);
   a.vec_c = vec4_ok(p.C, p.ldc, p.stride_c);

@@ -48,22 +48,8 @@ void launch(const GemmParams& p, const GenericShape& s, dim3 grid, cudaStream_t 
 }  // namespace
 
 void launch_gemm_generic(const GemmParams& p, void* stream) {
-  GenericShape s;
-  s.M = static_cast<int>(p.M);
-  s.N = static_cast<int>(p.N);
-  s.K = static_cast<int>(p.K);
-  s.a_rs = p.trans_a ? 1 : p.lda;
-  s.a_cs = p.trans_a ? p.lda : 1;
-  s.b_rs = p.trans_b ? 1 : p.ldb;
-  s.b_cs = p.trans_b ? p.ldb : 1;
-  s.ldc = p.ldc;
-  s.stride_a = p.stride_a;
-  s.stride_b = p.stride_b;
-  s.stride_c = p.stride_c;
-  s.batch = p.batch;
-  const dim3 grid(static_cast<unsigned>((p.N + kGenTile - 1) / kGenTile),
-                  static_cast<unsigned>((p.M + kGenTile - 1) / kGenTile),
-                  static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  const GenericShape s = generic_shape(p);
+  const dim3 grid = generic_grid(p);
   auto st = static_cast<cudaStream_t>(stream);
   const bool f32_out = p.out_dtype == DType::Float32;
   switch (p.in_dtype) {

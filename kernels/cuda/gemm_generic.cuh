@@ -18,6 +18,30 @@ struct GenericShape {
 
 constexpr int kGenTile = 32;
 
+// The shape and strides from GemmParams or GemmInt8Params, and the grid of 32x32 C tiles.
+template <typename Params>
+GenericShape generic_shape(const Params& p) {
+  GenericShape s;
+  s.M = static_cast<int>(p.M);
+  s.N = static_cast<int>(p.N);
+  s.K = static_cast<int>(p.K);
+  s.a_rs = p.trans_a ? 1 : p.lda;
+  s.a_cs = p.trans_a ? p.lda : 1;
+  s.b_rs = p.trans_b ? 1 : p.ldb;
+  s.b_cs = p.trans_b ? p.ldb : 1;
+  s.ldc = p.ldc;
+  s.stride_a = p.stride_a;
+  s.stride_b = p.stride_b;
+  s.stride_c = p.stride_c;
+  s.batch = p.batch;
+  return s;
+}
+template <typename Params>
+dim3 generic_grid(const Params& p) {
+  return dim3(static_cast<unsigned>((p.N + kGenTile - 1) / kGenTile), static_cast<unsigned>((p.M + kGenTile - 1) / kGenTile),
+              static_cast<unsigned>(p.batch < 65535 ? p.batch : 65535));
+}
+
 // An input element in the accumulator type (halves through float).
 template <typename Acc, typename T>
 __device__ __forceinline__ Acc widen(T v) {

@@ -16,13 +16,7 @@ constexpr int kTileBytes = 128 * 64;
 constexpr int kStageBytes = 2 * kTileBytes;
 constexpr int kSmemBytes = kStages * kStageBytes;
 
-struct Int8Args {
-  int M, N, K;
-  const int8_t* A;
-  const int8_t* B;
-  int32_t* C;
-  int64_t lda, ldb, ldc, stride_a, stride_b, stride_c, batch;
-  int tiles_m, tiles_n;
+struct Int8Args : TiledArgs<int8_t, int32_t> {
   bool accumulate, vec_c;
 };
 
@@ -150,21 +144,7 @@ bool int8_mma_supported(const GemmInt8Params& p) {
 
 void launch_gemm_int8_mma(const GemmInt8Params& p, void* stream) {
   Int8Args a;
-  a.M = static_cast<int>(p.M);
-  a.N = static_cast<int>(p.N);
-  a.K = static_cast<int>(p.K);
-  a.A = p.A;
-  a.B = p.B;
-  a.C = p.C;
-  a.lda = p.lda;
-  a.ldb = p.ldb;
-  a.ldc = p.ldc;
-  a.stride_a = p.stride_a;
-  a.stride_b = p.stride_b;
-  a.stride_c = p.stride_c;
-  a.batch = p.batch;
-  a.tiles_m = static_cast<int>((p.M + kBM - 1) / kBM);
-  a.tiles_n = static_cast<int>((p.N + kBN - 1) / kBN);
+  fill_tiled_args<kBM, kBN>(a, p);
   a.accumulate = p.accumulate;
   a.vec_c = pointer_alignment(p.C) >= 8 && p.ldc % 2 == 0 && p.stride_c % 2 == 0;
   static SmemOptIn opt_in;
@@ -176,22 +156,8 @@ void launch_gemm_int8_mma(const GemmInt8Params& p, void* stream) {
 }
 
 void launch_gemm_int8_generic(const GemmInt8Params& p, void* stream) {
-  GenericShape s;
-  s.M = static_cast<int>(p.M);
-  s.N = static_cast<int>(p.N);
-  s.K = static_cast<int>(p.K);
-  s.a_rs = p.trans_a ? 1 : p.lda;
-  s.a_cs = p.trans_a ? p.lda : 1;
-  s.b_rs = p.trans_b ? 1 : p.ldb;
-  s.b_cs = p.trans_b ? p.ldb : 1;
-  s.ldc = p.ldc;
-  s.stride_a = p.stride_a;
-  s.stride_b = p.stride_b;
-  s.stride_c = p.stride_c;
-  s.batch = p.batch;
-  const dim3 grid(static_cast<unsigned>((p.N + kGenTile - 1) / kGenTile),
-                  static_cast<unsigned>((p.M + kGenTile - 1) / kGenTile),
-                  static_cast<unsigned>(std::min<int64_t>(p.batch, 65535)));
+  const GenericShape s = generic_shape(p);
+  const dim3 grid = generic_grid(p);
   gemm_generic_32x32<int8_t, int32_t, int32_t><<<grid, 256, 0, static_cast<cudaStream_t>(stream)>>>(
       s, p.A, p.B, p.C, Int8Store{p.accumulate});
   BM_CUDA_CHECK_LAUNCH();

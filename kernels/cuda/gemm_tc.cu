@@ -17,14 +17,7 @@ constexpr int kTileBytes = 128 * 64;  // one operand's tile: 128 x 32 halves
 constexpr int kStageBytes = 2 * kTileBytes;
 constexpr int kSmemBytes = kStages * kStageBytes;  // 64 KB: needs the opt-in above 48 KB
 
-struct TcArgs {
-  int M, N, K;
-  const void* A;
-  const void* B;
-  void* C;
-  int64_t lda, ldb, ldc, stride_a, stride_b, stride_c;
-  int64_t batch;
-  int tiles_m, tiles_n;
+struct TcArgs : TiledArgs<void, void> {
   bool out_f32;  // C is float32 (else the input dtype)
   bool vec_c;    // pairs of C elements may be stored as one 4- or 8-byte word
   bool vec_aux;  // the same for the aux output (when there is one)
@@ -266,21 +259,7 @@ bool tc_gemm_supported(const GemmParams& p) {
 
 void launch_gemm_tc(const GemmParams& p, void* stream) {
   TcArgs a;
-  a.M = static_cast<int>(p.M);
-  a.N = static_cast<int>(p.N);
-  a.K = static_cast<int>(p.K);
-  a.A = p.A;
-  a.B = p.B;
-  a.C = p.C;
-  a.lda = p.lda;
-  a.ldb = p.ldb;
-  a.ldc = p.ldc;
-  a.stride_a = p.stride_a;
-  a.stride_b = p.stride_b;
-  a.stride_c = p.stride_c;
-  a.batch = p.batch;
-  a.tiles_m = static_cast<int>((p.M + kBM - 1) / kBM);
-  a.tiles_n = static_cast<int>((p.N + kBN - 1) / kBN);
+  fill_tiled_args<kBM, kBN>(a, p);
   a.out_f32 = p.out_dtype == DType::Float32;
   const int pair_bytes = a.out_f32 ? 8 : 4;
   a.vec_c = pointer_alignment(p.C) >= pair_bytes && p.ldc % 2 == 0 && p.stride_c % 2 == 0;
