@@ -23,6 +23,14 @@ thread_local bool g_anomaly_enabled = false;
 thread_local bool g_anomaly_check_forward = true;
 std::atomic<AnomalyMode::ContextFn> g_anomaly_context{nullptr};
 std::atomic<uint64_t> g_next_sequence_nr{0};
+// The node whose backward this thread is running (for saved outputs; see SavedTensor).
+thread_local std::shared_ptr<Node> g_running_node;
+
+struct RunningNodeGuard {
+  explicit RunningNodeGuard(std::shared_ptr<Node> n) : prev(std::move(g_running_node)) { g_running_node = std::move(n); }
+  ~RunningNodeGuard() { g_running_node = std::move(prev); }
+  std::shared_ptr<Node> prev;
+};
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
   AutogradMeta& meta = leaf.impl()->meta();
@@ -132,7 +140,11 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   {
     KernelHookPause keep_gil;
     Tensor old = leaf.grad();
-    if (old.defined()) {
+    if (GradMode::is_enabled()) {
+      // create_graph: .grad keeps its history (out of place, so earlier graphs stay valid).
+      meta.grad = (old.defined() ? add(old, g) : (g.dtype() == leaf.dtype() ? clone(g) : to(g, leaf.dtype())))
+                      .impl_ptr();
+    } else if (old.defined()) {
       add_(old, g);  // accumulate in place, as PyTorch does for an existing .grad
     } else {
       // A fresh gradient must not alias anything the graph may still use.
@@ -143,7 +155,8 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   return {};
 }
 
-SavedTensor::SavedTensor(const Tensor& t) {
+SavedTensor::SavedTensor(const Tensor& t, bool is_output, uint32_t output_nr)
+    : output_nr_(output_nr), is_output_(is_output) {
   if (!t.defined()) return;
   data_ = t.detach();
   // detach() links the alias to `t` as its base; a saved output would then hold its own
@@ -152,6 +165,14 @@ SavedTensor::SavedTensor(const Tensor& t) {
   // unpack() needs, so the saved alias keeps no base.
   data_.impl()->base.reset();
   version_ = t.version();
+  if (!is_output_ && t.requires_grad()) {
+    if (t.is_leaf()) {
+      leaf_ = t.impl_ptr();
+    } else {
+      grad_fn_ = t.grad_fn();
+      output_nr_ = t.output_nr();
+    }
+  }
 }
 
 Tensor SavedTensor::unpack(const char* op) const {
@@ -160,6 +181,23 @@ Tensor SavedTensor::unpack(const char* op) const {
                    "one of the variables needed for gradient computation has been modified by "
                    "an inplace operation: a tensor of shape ", shape_str(data_.sizes()),
                    " is at version ", data_.version(), "; expected version ", version_);
+  // A backward pass that builds a graph (create_graph) needs the saved value connected to
+  // its history, so that second derivatives see how it depends on the inputs.
+  if (GradMode::is_enabled()) {
+    if (leaf_) return Tensor(leaf_);
+    // A saved output belongs to the node now running backward (only a backward pass
+    // unpacks it, so that node is the one that saved it).
+    std::shared_ptr<Node> fn = is_output_ ? g_running_node : grad_fn_;
+    if (fn) {
+      Tensor alias = Tensor::make_view(data_, data_.sizes(), data_.strides(), data_.offset());
+      alias.impl()->base.reset();
+      AutogradMeta& meta = alias.impl()->meta();
+      meta.requires_grad = true;
+      meta.grad_fn = fn;
+      meta.output_nr = output_nr_;
+      return alias;
+    }
+  }
   return data_;
 }
 
@@ -171,8 +209,9 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void record_function(const char* name, const std::vector<Tensor>& inputs,
-                     const std::vector<Tensor>& outputs, BackwardFn fn) {
+                     const std::vector<Tensor>& outputs, BackwardFn fn, SecondOrder second_order) {
   auto node = std::make_shared<FunctionNode>(name, std::move(fn));
+  node->second_order = second_order;
   node->next_edges.reserve(inputs.size());
   for (const Tensor& t : inputs) node->next_edges.push_back(gradient_edge(t));
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -235,9 +274,72 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
   return reshape(r, shape);
 }
 
+namespace {
+
+// What grad_of() wants back: the gradient arriving at each (node, input_nr) target.
+struct Capture {
+  std::vector<Edge> targets;
+  std::vector<Tensor> grads;
+};
+
+void execute_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                      bool retain_graph, bool create_graph, Capture* capture);
+
+// Under create_graph, the gradients a first-order-only node produced get a history that
+// raises when a second derivative reaches it (the forward inputs and the incoming
+// gradients are its edges), so they never pass silently for constants.
+void guard_second_order(const Node& node, std::vector<Edge> edges, std::vector<Tensor>& out) {
+  for (const Edge& e : node.next_edges)
+    if (e.fn) edges.push_back(e);
+  if (edges.empty()) return;
+  const std::string name = node.name();
+  auto guard = std::make_shared<FunctionNode>(name + "_backward", [name](const std::vector<Tensor>&) -> std::vector<Tensor> {
+    throw NotImplementedError(str_cat("[", name, "] a second derivative (create_graph=True) through the backward of ",
+                                      name, " is not supported: that backward runs a kernel that is not itself "
+                                      "differentiable. The first derivatives are right; differentiating them again "
+                                      "through ", name, " is what is missing"));
+  });
+  guard->next_edges = std::move(edges);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Tensor& o = out[i];
+    guard->outputs.push_back(o.defined() ? OutputMeta{o.sizes(), o.dtype(), o.device()} : OutputMeta{{}, DType::Float32, Device()});
+    if (!o.defined() || !is_floating(o.dtype())) continue;
+    Tensor alias = o.detach();
+    alias.impl()->base.reset();
+    AutogradMeta& meta = alias.impl()->meta();
+    meta.requires_grad = true;
+    meta.grad_fn = guard;
+    meta.output_nr = static_cast<uint32_t>(i);
+    out[i] = alias;
+  }
+}
+
+}  // namespace
+
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                  bool retain_graph) {
-  GradModeGuard no_grad(false);  // backward formulas are not themselves recorded
+                  bool retain_graph, bool create_graph) {
+  execute_backward(roots, grads, retain_graph, create_graph, nullptr);
+}
+
+std::vector<Tensor> grad_of(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                            const std::vector<Tensor>& inputs, bool retain_graph, bool create_graph) {
+  Capture capture;
+  for (const Tensor& t : inputs) {
+    BM_CHECK_RUNTIME(t.defined() && t.requires_grad(), "grad",
+                     "one of the differentiated tensors does not require grad");
+    capture.targets.push_back(gradient_edge(t));
+  }
+  capture.grads.resize(inputs.size());
+  execute_backward(roots, grads, retain_graph, create_graph, &capture);
+  return capture.grads;
+}
+
+namespace {
+
+void execute_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                      bool retain_graph, bool create_graph, Capture* capture) {
+  // Backward formulas are not themselves recorded, unless a graph of the backward is wanted.
+  GradModeGuard grad_mode(create_graph);
   const bool anomaly = AnomalyMode::is_enabled();
   // Seed: the root tensors' edges.
   struct Pending {
@@ -304,6 +406,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       continue;
     }
     for (auto* hooks : {&node->pre_hooks, &node->retain_grad_hooks}) {
+      if (capture && hooks == &node->retain_grad_hooks) continue;  // grad() fills no .grad
       for (auto& [out_nr, hook] : *hooks) {
         if (out_nr < in.size() && in[out_nr].defined()) {
           Tensor replaced = hook(in[out_nr]);
@@ -311,7 +414,28 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
         }
       }
     }
-    std::vector<Tensor> out = node->apply(std::move(in));
+    if (capture) {
+      for (size_t k = 0; k < capture->targets.size(); ++k) {
+        const Edge& t = capture->targets[k];
+        if (t.fn.get() == node.get() && t.input_nr < in.size() && in[t.input_nr].defined())
+          capture->grads[k] = in[t.input_nr];
+      }
+      // grad() accumulates into no leaf: the leaves' nodes are not run.
+      if (dynamic_cast<AccumulateGrad*>(node.get()) != nullptr) continue;
+    }
+    std::vector<Tensor> out;
+    std::vector<Edge> grad_edges;  // the incoming gradients with history (create_graph only)
+    if (create_graph)
+      for (const Tensor& g : in)
+        if (g.defined() && g.requires_grad()) grad_edges.push_back(gradient_edge(g));
+    const bool record = create_graph && (node->second_order == SecondOrder::Full ||
+                                         (node->second_order == SecondOrder::ConstantGrad && grad_edges.empty()));
+    {
+      GradModeGuard mode(record);
+      RunningNodeGuard running(record ? node : nullptr);
+      out = node->apply(std::move(in));
+    }
+    if (create_graph && !record) guard_second_order(*node, std::move(grad_edges), out);
     if (!retain_graph) node->release();
     if (anomaly) check_backward_outputs(*node, out);
     for (size_t i = 0; i < node->next_edges.size() && i < out.size(); ++i) {
@@ -329,4 +453,5 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   }
 }
 
+}  // namespace
 }  // namespace bigmodel

@@ -26,6 +26,14 @@ struct OutputMeta {
   Device device;
 };
 
+// How far a node's backward can be differentiated again (create_graph=True).
+enum class SecondOrder : uint8_t {
+  None,          // its backward runs a kernel that is not itself differentiable
+  ConstantGrad,  // differentiable in the saved inputs, but drops the incoming gradient's history:
+                 // right only when that gradient has none (the node is at the root, as a loss is)
+  Full,          // written with differentiable ops; tested against finite differences
+};
+
 class Node : public std::enable_shared_from_this<Node> {
  public:
   Node();
@@ -45,6 +53,11 @@ class Node : public std::enable_shared_from_this<Node> {
   std::vector<std::pair<uint32_t, GradHook>> retain_grad_hooks;
   // Where the forward op was created (a Python traceback), captured only in anomaly mode.
   std::string creation_context;
+  // Whether backward may run with grad mode on under create_graph, recording its formula so
+  // that it can be differentiated again (see SecondOrder). A node that may not runs as in a
+  // plain backward, and its gradients get a history that raises NotImplementedError when a
+  // second derivative reaches it, instead of passing for constants.
+  SecondOrder second_order = SecondOrder::Full;
 };
 
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
@@ -77,13 +90,22 @@ class AccumulateGrad : public Node {
 class SavedTensor {
  public:
   SavedTensor() = default;
-  explicit SavedTensor(const Tensor& t);
+  // is_output: t is an output of the op saving it (its history is the node being recorded,
+  // which a backward that builds a graph finds as the node it is running).
+  explicit SavedTensor(const Tensor& t, bool is_output = false, uint32_t output_nr = 0);
   Tensor unpack(const char* op) const;  // throws Error if modified in place
   bool defined() const { return data_.defined(); }
 
  private:
   Tensor data_;  // detached alias (no history, so no reference cycles)
   uint64_t version_ = 0;
+  // Where the saved tensor's gradient goes, for backward passes that build a graph
+  // (create_graph): its grad_fn and output number, or the leaf itself. Saved at
+  // construction, when an op's own outputs have no history yet, so no cycle forms.
+  std::shared_ptr<Node> grad_fn_;
+  uint32_t output_nr_ = 0;
+  std::shared_ptr<TensorImpl> leaf_;
+  bool is_output_ = false;
 };
 
 // "SumBackward0" for a node named "sum", as PyTorch prints grad_fn.
@@ -154,8 +176,11 @@ inline bool needs_grad(std::initializer_list<Tensor> inputs) {
 
 // Records `fn` as the backward of an op with these inputs and outputs. Call only when
 // needs_grad(inputs). Undefined inputs are allowed (they get no gradient).
+// second_order: how far fn can be differentiated again; Full only where fn is written with
+// differentiable ops and tests/python/test_double_backward.py checks it.
 void record_function(const char* name, const std::vector<Tensor>& inputs,
-                     const std::vector<Tensor>& outputs, BackwardFn fn);
+                     const std::vector<Tensor>& outputs, BackwardFn fn,
+                     SecondOrder second_order = SecondOrder::None);
 
 // Called by every in-place op on `self` before it writes: checks that the write is legal
 // for autograd (no leaf requiring grad in grad mode) and bumps the version counter.
@@ -166,9 +191,16 @@ void check_inplace(const Tensor& self, const char* op, const std::vector<Tensor>
 void rebase_history(const Tensor& self, const char* name, const std::vector<Tensor>& inputs,
                     BackwardFn fn);
 
-// Runs backward from `roots` with seed gradients `grads` (one each; defined).
+// Runs backward from `roots` with seed gradients `grads` (one each; defined). With
+// create_graph the backward formulas are recorded (grad mode on), so the gradients have
+// history and can be differentiated again.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
-                  bool retain_graph);
+                  bool retain_graph, bool create_graph = false);
+// torch.autograd.grad: the gradients of `roots` (seeded with `grads`) with respect to
+// `inputs`, returned instead of accumulated into any .grad; an input the roots do not
+// depend on gets an undefined tensor.
+std::vector<Tensor> grad_of(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                            const std::vector<Tensor>& inputs, bool retain_graph, bool create_graph);
 
 // Sums `grad` over broadcast dims so it has shape `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& grad, const Shape& shape);

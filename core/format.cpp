@@ -1,8 +1,10 @@
 // Tensor::repr: prints like PyTorch ("tensor([[1., 2.]], requires_grad=True)"), with
 // "..." summaries past 1000 elements.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "core/autograd.h"
 #include "core/ops/view.h"
@@ -13,6 +15,7 @@ namespace {
 
 constexpr int64_t kSummarizeThreshold = 1000;
 constexpr int64_t kEdgeItems = 3;
+constexpr int64_t kLineWidth = 80;
 
 struct Formatter {
   DType dtype;
@@ -81,6 +84,29 @@ void print_rec(const Tensor& t, std::vector<int64_t>& idx, size_t d, bool summar
   out += "[";
   int64_t n = t.sizes()[d];
   const bool last = d + 1 == idx.size();
+  if (last) {  // one row: elements (and " ..." when summarised) wrapped at kLineWidth, as PyTorch
+    std::vector<std::string> elems;
+    for (int64_t i = 0; i < n; ++i) {
+      if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) {
+        elems.push_back(" ...");
+        i = n - kEdgeItems;
+      }
+      idx[d] = i;
+      std::string s = fm.fmt(element(t, idx));
+      elems.push_back(std::string(fm.width > static_cast<int>(s.size()) ? fm.width - s.size() : 0, ' ') + s);
+    }
+    const int64_t row_indent = indent + static_cast<int64_t>(d);
+    const int64_t per_line = std::max<int64_t>(1, (kLineWidth - row_indent) / (fm.width + 2));
+    for (size_t i = 0; i < elems.size(); ++i) {
+      if (i > 0) {
+        out += ",";
+        out += (static_cast<int64_t>(i) % per_line == 0) ? "\n" + std::string(row_indent + 1, ' ') : " ";
+      }
+      out += elems[i];
+    }
+    out += "]";
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     if (i > 0) {
       out += ",";
@@ -88,8 +114,8 @@ void print_rec(const Tensor& t, std::vector<int64_t>& idx, size_t d, bool summar
       else out += std::string(idx.size() - d - 1, '\n') + std::string(indent + d + 1, ' ');
     }
     if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) {
-      out += "...,";
-      out += last ? " " : "\n" + std::string(indent + d + 1, ' ');
+      out += "...,";  // a row of its own, followed by as many newlines as between slices
+      out += std::string(idx.size() - d - 1, '\n') + std::string(indent + d + 1, ' ');
       i = n - kEdgeItems;
     }
     idx[d] = i;
@@ -113,11 +139,17 @@ std::string Tensor::repr() const {
       max_abs = std::max(max_abs, std::fabs(v));
       if (v != 0) min_abs = std::min(min_abs, std::fabs(v));
     });
-    fm.sci_mode = max_abs >= 1e8 || (!fm.int_mode && min_abs < 1e-4) ||
-                  (max_abs > 0 && min_abs < INFINITY && max_abs / min_abs > 1e3 && !fm.int_mode && max_abs > 1e3);
+    // PyTorch's rule, over the non-zero finite magnitudes: a spread above 1000x or a value
+    // above 1e8 (or, with fractions, one below 1e-4) switches to scientific notation.
+    fm.sci_mode = max_abs > 1e8 || (!fm.int_mode && min_abs < 1e-4) ||
+                  (max_abs > 0 && min_abs < INFINITY && max_abs / min_abs > 1e3);
   }
   if (numel() > 0) {
-    visit(c, idx, 0, summarize, [&](double v) { fm.width = std::max<int>(fm.width, fm.fmt(v).size()); });
+    // -0.0 does not widen the columns (PyTorch sizes them by the non-zero values).
+    visit(c, idx, 0, summarize, [&](double v) {
+      if (v == 0 && std::signbit(v)) return;
+      fm.width = std::max<int>(fm.width, fm.fmt(v).size());
+    });
   }
   std::string out = "tensor(";
   if (numel() == 0 && dim() > 0) {
@@ -130,8 +162,12 @@ std::string Tensor::repr() const {
   std::string extras;
   if (!device().is_cpu()) extras += ", device='" + device().str() + "'";
   const bool default_dtype = dtype() == DType::Float32 || dtype() == DType::Int64 || dtype() == DType::Bool;
+  if (numel() == 0 && dim() > 1) {  // a tuple, as PyTorch prints torch.Size
+    std::string size = "(";
+    for (int64_t i = 0; i < dim(); ++i) size += (i ? ", " : "") + std::to_string(sizes()[i]);
+    extras += ", size=" + size + ")";
+  }
   if (!default_dtype || (numel() == 0 && dtype() != DType::Float32)) extras += std::string(", dtype=bigmodel.") + dtype_name(dtype());
-  if (numel() == 0 && dim() > 1) extras += ", size=" + shape_str(sizes());
   if (grad_fn()) extras += ", grad_fn=<" + node_display_name(*grad_fn()) + ">";
   else if (requires_grad()) extras += ", requires_grad=True";
   return out + extras + ")";

@@ -134,7 +134,7 @@ void Tensor::retain_grad() {
   });
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_graph) const {
   BM_CHECK_RUNTIME(requires_grad(), "backward",
                    "element 0 of tensors does not require grad and does not have a grad_fn");
   Tensor seed = gradient;
@@ -146,7 +146,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     BM_CHECK_SHAPE(seed.sizes() == sizes(), "backward", "gradient has shape ", shape_str(seed.sizes()),
                    " but the output has shape ", shape_str(sizes()));
   }
-  run_backward({*this}, {seed.detach()}, retain_graph);
+  run_backward({*this}, {seed.detach()}, retain_graph, create_graph);
 }
 
 Tensor Tensor::detach() const {

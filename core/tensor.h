@@ -103,7 +103,7 @@ class Tensor {
   void set_data(const Tensor& src);
   void retain_grad();
   bool retains_grad() const { return impl_->autograd && impl_->autograd->retains_grad; }
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
   Tensor detach() const;   // shares storage, no history
   Tensor& detach_();
   void register_hook(GradHook hook);

@@ -51,7 +51,7 @@ Tensor where_impl(const Tensor& cond, const Tensor& a, const Tensor& b, DType r)
       Tensor ga = ga_needed ? to(sum_to(where(c, g[0], Scalar(0.0)), sa), da) : Tensor();
       Tensor gb = gb_needed ? to(sum_to(where(c, Scalar(0.0), g[0]), sb), db) : Tensor();
       return std::vector<Tensor>{ga, gb};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -81,7 +81,7 @@ Tensor masked_fill_impl(const Tensor& self, const Tensor& mask, const Tensor& va
     bool value_needed = value.requires_grad();
     record_function("masked_fill", {self, value}, {out}, [=](const std::vector<Tensor>& g) {
       return masked_fill_grads(g[0], save_mask.unpack("masked_fill"), ss, ds, value_needed, dv);
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

@@ -50,7 +50,7 @@ Tensor conv2d_raw(const char* name, const Tensor& x, const Tensor& w, const Tens
       if (gw) dw = conv2d_backward_weight(g[0], save_x.unpack(name), ws, p);
       if (gb) db = sum(g[0], {0, 2, 3});
       return std::vector<Tensor>{dx, dw, db};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -220,7 +220,7 @@ Tensor conv2d_backward_input(const Tensor& grad_output, const Tensor& weight, co
       if (gg) dg = conv2d_raw("conv2d", g[0], save_w.unpack(op), Tensor(), p, oh, ow);
       if (gw) dw = conv2d_backward_weight(save_g.unpack(op), g[0], ws, p);
       return std::vector<Tensor>{dg, dw};
-    });
+    }, SecondOrder::Full);
   }
   return grad_input;
 }
@@ -245,7 +245,7 @@ Tensor conv2d_backward_weight(const Tensor& grad_output, const Tensor& input, co
       if (gg) dg = conv2d_raw("conv2d", save_x.unpack(op), g[0], Tensor(), p, oh, ow);
       if (gx) dx = conv2d_backward_input(save_g.unpack(op), g[0], xs, p);
       return std::vector<Tensor>{dg, dx};
-    });
+    }, SecondOrder::Full);
   }
   return grad_weight;
 }

@@ -98,7 +98,7 @@ Tensor arith(BinaryOp op, const Tensor& a, const Tensor& b, DType compute) {
     }
     return std::vector<Tensor>{ga.defined() ? grad_for(ga, sa, da) : Tensor(),
                                gb.defined() ? grad_for(gb, sb, db) : Tensor()};
-  });
+  }, SecondOrder::Full);
   return out;
 }
 
@@ -200,7 +200,7 @@ void record_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& 
   DType da = a.dtype(), db = b.dtype();
   bool ga_needed = a.requires_grad(), gb_needed = b.requires_grad();
   SavedTensor save_a(a), save_b(b);
-  SavedTensor save_out(op == BinaryOp::Pow && gb_needed ? out : Tensor());
+  SavedTensor save_out(op == BinaryOp::Pow && gb_needed ? out : Tensor(), /*is_output=*/true);
   record_function(name, {a, b}, {out}, [=](const std::vector<Tensor>& grads) {
     const Tensor& g = grads[0];
     Tensor av = save_a.unpack(name), bv = save_b.unpack(name);
@@ -242,7 +242,7 @@ void record_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& 
       return t.defined() && is_floating(d) ? to(sum_to(t, s), d) : Tensor();
     };
     return std::vector<Tensor>{fit(ga, sa, da), fit(gb, sb, db)};
-  });
+  }, SecondOrder::Full);
 }
 
 // Forward of a differentiable binary op in dtype r, with its backward when needed.

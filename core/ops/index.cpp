@@ -373,7 +373,7 @@ Tensor advanced_index(const Tensor& self, const std::vector<Tensor>& indices) {
       Tensor gi = zeros(in_sizes, g[0].dtype(), g[0].device());
       advanced_index_put_(gi, unpack_all(saved, "index"), g[0], /*accumulate=*/true);
       return std::vector<Tensor>{gi};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -478,7 +478,7 @@ Tensor index_select(const Tensor& self, int64_t dim, const Tensor& index) {
       Tensor gi = zeros(in_sizes, g[0].dtype(), g[0].device());
       index_add_(gi, d, saved.unpack("index_select"), g[0]);
       return std::vector<Tensor>{gi};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -500,7 +500,7 @@ Tensor gather(const Tensor& self, int64_t dim, const Tensor& index) {
       Tensor gi = zeros(in_sizes, g[0].dtype(), g[0].device());
       scatter_add_(gi, d, saved.unpack("gather"), g[0]);
       return std::vector<Tensor>{gi};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -639,7 +639,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int6
         fill_(row, 0);
       }
       return std::vector<Tensor>{gw};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

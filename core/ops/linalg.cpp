@@ -69,7 +69,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, const char* name) {
       if (grad_a) ga = sum_to(matmul_nd(g[0], transpose(save_b.unpack(name), -1, -2), name), sa);
       if (grad_b) gb = sum_to(matmul_nd(transpose(save_a.unpack(name), -1, -2), g[0], name), sb);
       return std::vector<Tensor>{ga, gb};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -167,7 +167,7 @@ Tensor linear_2d(const Tensor& x, const Tensor& w, const Tensor& b, LinearAct ac
       if (grad_w) gw = matmul(transpose(gp, 0, 1), save_x.unpack("linear"));  // [N, M] @ [M, K]
       if (grad_b) gb = sum(gp, {0});
       return std::vector<Tensor>{gx, gw, gb};
-    });
+    }, act == LinearAct::None ? SecondOrder::Full : SecondOrder::None);
   }
   return out;
 }
@@ -259,7 +259,7 @@ Tensor dot(const Tensor& a_in, const Tensor& b_in) {
     record_function("dot", {a, b}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{grad_a ? mul(g[0], save_b.unpack("dot")) : Tensor(),
                                  grad_b ? mul(g[0], save_a.unpack("dot")) : Tensor()};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

@@ -127,7 +127,7 @@ NllResult nll_impl(const Tensor& input, const Tensor& target, const Tensor& weig
         nll_backward_kernel.get(device)(grad, per_element, saved_target.unpack("nll_loss"),
                                         saved_weight.unpack("nll_loss"), ignore_index);
       return std::vector<Tensor>{reshape(grad, in_shape)};
-    });
+    }, SecondOrder::ConstantGrad);
   }
   return {out, reshape(tw, target_shape), want_valid ? reshape(valid, target_shape) : Tensor()};
 }

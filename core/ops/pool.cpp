@@ -98,7 +98,7 @@ void record_max_backward(const char* op, const Tensor& input, const Tensor& out,
   const Shape in_sizes = input.sizes();
   record_function(op, {input}, {out}, [=](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{max_pool_backward(g[0], indices, in_sizes)};
-  });
+  }, SecondOrder::Full);
 }
 
 Tensor avg_pool2d_raw(const Tensor& input, const Pool2dParams& p, int64_t oh, int64_t ow) {
@@ -111,7 +111,7 @@ Tensor avg_pool2d_raw(const Tensor& input, const Pool2dParams& p, int64_t oh, in
     const Shape in_sizes = input.sizes();
     record_function("avg_pool2d", {input}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{avg_pool2d_backward(g[0], in_sizes, p)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -171,7 +171,7 @@ Tensor adaptive_avg_pool2d(const Tensor& input, std::array<int64_t, 2> output_si
     const Shape in_sizes = input.sizes();
     record_function(op, {input}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{adaptive_avg_pool2d_backward(g[0], in_sizes)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

@@ -151,7 +151,7 @@ Tensor extremum(const Tensor& self, const std::vector<int64_t>& dims, bool keepd
       row_grad_kernel.get(in.device())(RowGrad::Extremum, grad, matrix, result,
                                        grad_rows(g[0], layout, in.dtype()), 0.0);
       return std::vector<Tensor>{unplan_matrix(grad, layout)};
-    });
+    }, SecondOrder::ConstantGrad);
   }
   return out;
 }
@@ -174,7 +174,7 @@ std::pair<Tensor, Tensor> extremum_dim(const Tensor& self, int64_t dim, bool kee
       Tensor grad = Tensor::empty({layout.rows, layout.cols}, dtype, device);
       index_grad_kernel.get(device)(grad, idx, grad_rows(g[0], layout, dtype));
       return std::vector<Tensor>{unplan_matrix(grad, layout)};
-    });
+    }, SecondOrder::ConstantGrad);
   }
   return {values, indices};
 }
@@ -211,7 +211,7 @@ Tensor sum(const Tensor& self, const std::vector<int64_t>& dims, bool keepdim, s
     DType in_dtype = self.dtype();
     record_function("sum", {self}, {out}, [in, keep, in_dtype](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{to(expand(reshape(g[0], keep), in), in_dtype)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

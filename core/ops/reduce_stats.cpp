@@ -45,7 +45,7 @@ Tensor variance(const Tensor& self, const std::vector<int64_t>& dims, double cor
                                : Tensor();
       Tensor grad = take_sqrt ? div(mul(centered, gk), scale) : mul(centered, mul(gk, Scalar(2.0 / divisor)));
       return std::vector<Tensor>{grad};
-    });
+    }, take_sqrt ? SecondOrder::None : SecondOrder::Full);
   }
   return out;
 }
@@ -75,7 +75,7 @@ Tensor logsumexp(const Tensor& self, const std::vector<int64_t>& dims, bool keep
       Tensor matrix = reshape(permute(x, layout.perm), {layout.rows, layout.cols});
       Tensor probs = unplan_matrix(softmax(matrix, 1), layout);
       return std::vector<Tensor>{mul(probs, reshape(g[0], layout.keep_shape))};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

@@ -29,7 +29,7 @@ Tensor triangle(const Tensor& self, int64_t diagonal, bool upper) {
   if (needs_grad({self})) {
     record_function(name, {self}, {out}, [diagonal, upper](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{triangle(g[0], diagonal, upper)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -89,7 +89,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
         grads[i] = lens[i] < 0 ? zeros({0}, dtypes[i], g[0].device()) : to(narrow(g[0], d, starts[i], lens[i]), dtypes[i]);
       }
       return grads;
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -162,7 +162,7 @@ std::vector<Tensor> unbind(const Tensor& self, int64_t dim) {
   if (needs_grad({self})) {
     record_function("unbind", {self}, out, [d](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{stack(g, d)};  // slices that got no gradient arrive as zeros
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -183,7 +183,7 @@ Tensor flip(const Tensor& self, const std::vector<int64_t>& dims) {
   if (needs_grad({self})) {
     record_function("flip", {self}, {out}, [dims](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{flip(g[0], dims)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

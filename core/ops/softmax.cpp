@@ -39,14 +39,14 @@ Tensor softmax_impl(const Tensor& self, int64_t dim, std::optional<DType> dtype,
       record_function(op, {x}, {out}, [=](const std::vector<Tensor>& g) {
         Tensor probs = softmax(saved_in.unpack(op), wd);
         return std::vector<Tensor>{sub(g[0], mul(probs, sum(g[0], {wd}, true)))};
-      });
+      }, SecondOrder::Full);
     } else {
       // d/dx softmax: y * (g - sum(g * y)).
-      SavedTensor saved_out(out);
+      SavedTensor saved_out(out, /*is_output=*/true);
       record_function(op, {x}, {out}, [=](const std::vector<Tensor>& g) {
         Tensor y = saved_out.unpack(op);
         return std::vector<Tensor>{mul(y, sub(g[0], sum(mul(g[0], y), {wd}, true)))};
-      });
+      }, SecondOrder::Full);
     }
   }
   return out;

@@ -2,9 +2,12 @@
 // float32), output allocation, the kernel call, autograd records and in-place forms.
 #include "core/ops/unary.h"
 
+#include <cmath>
+
 #include <limits>
 
 #include "core/autograd.h"
+#include "core/ops/compare.h"
 #include "core/ops/copy_kernels.h"
 #include "core/ops/creation.h"
 #include "core/ops/elementwise.h"
@@ -92,12 +95,67 @@ DType result_dtype(UnaryOp op, DType in, const char* name) {
   return in;
 }
 
+// op'(s) for the smooth ops, built from differentiable ops (s: the saved input, or the
+// output for the ops that save it). Undefined for the piecewise-linear ops, whose derivative
+// is a constant mask. Used by backward passes that build a graph (create_graph).
+Tensor smooth_derivative(UnaryOp op, const Tensor& s, const Scalar& p0) {
+  constexpr double kPi = 3.14159265358979323846;
+  switch (op) {
+    case UnaryOp::Square: return mul(s, Scalar(2.0));
+    case UnaryOp::Exp: return s;
+    case UnaryOp::Log: return reciprocal(s);
+    case UnaryOp::Log1p: return reciprocal(add(s, Scalar(1.0)));
+    case UnaryOp::Expm1: return add(s, Scalar(1.0));
+    case UnaryOp::Sqrt: return rdiv(s, Scalar(0.5));
+    case UnaryOp::Rsqrt: return mul(pow(s, Scalar(3.0)), Scalar(-0.5));
+    case UnaryOp::Sin: return cos(s);
+    case UnaryOp::Cos: return neg(sin(s));
+    case UnaryOp::Tanh: return rsub(square(s), Scalar(1.0));
+    case UnaryOp::Sigmoid: return mul(s, rsub(s, Scalar(1.0)));
+    case UnaryOp::Erf: return mul(exp(neg(square(s))), Scalar(2.0 / std::sqrt(kPi)));
+    case UnaryOp::Reciprocal: return neg(square(s));
+    case UnaryOp::Gelu: {  // Phi(x) + x phi(x)
+      Tensor cdf = mul(add(erf(mul(s, Scalar(1.0 / std::sqrt(2.0)))), Scalar(1.0)), Scalar(0.5));
+      return add(cdf, mul(s, mul(exp(mul(square(s), Scalar(-0.5))), Scalar(1.0 / std::sqrt(2.0 * kPi)))));
+    }
+    case UnaryOp::GeluTanh: {  // 0.5 (1 + t) + 0.5 x (1 - t^2) u'(x), t = tanh(u(x))
+      const double k = std::sqrt(2.0 / kPi);
+      Tensor t = tanh(mul(add(s, mul(pow(s, Scalar(3.0)), Scalar(0.044715))), Scalar(k)));
+      Tensor du = mul(add(mul(square(s), Scalar(3.0 * 0.044715)), Scalar(1.0)), Scalar(k));
+      return add(mul(add(t, Scalar(1.0)), Scalar(0.5)), mul(mul(s, rsub(square(t), Scalar(1.0))), mul(du, Scalar(0.5))));
+    }
+    case UnaryOp::Silu: {  // sigma (1 + x (1 - sigma))
+      Tensor sg = sigmoid(s);
+      return mul(sg, add(mul(s, rsub(sg, Scalar(1.0))), Scalar(1.0)));
+    }
+    case UnaryOp::Softplus: {  // sigmoid(beta x), or 1 above the threshold (where it is linear)
+      const double beta = p0.to<double>();
+      return sigmoid(mul(s, Scalar(beta)));
+    }
+    default: return Tensor();
+  }
+}
+
 // grad_in for one unary op, written with ops (the backward kernel is itself an op).
 Tensor unary_backward(UnaryOp op, const Tensor& g, const Tensor& saved, const Scalar& p0, const Scalar& p1) {
   const UnaryInfo& i = info(op);
   if (op == UnaryOp::Neg) return neg(g);
   if (i.saves == Saves::None) return zeros_like(g);  // sign and rounding: zero almost everywhere
   Tensor s = to(saved, g.dtype());
+  if (GradMode::is_enabled() && (g.requires_grad() || s.requires_grad())) {
+    // A backward that builds a graph: the derivative must itself be differentiable. The
+    // piecewise-linear ops' derivative is a constant mask (the kernel, with grad 1).
+    Tensor d = smooth_derivative(op, s, p0);
+    if (d.defined() && op == UnaryOp::Softplus) {
+      d = where(gt(mul(s, p0), p1), Scalar(1.0), d);
+    } else if (!d.defined()) {
+      NoGradGuard no_grad;
+      Tensor ones = ones_like(g);
+      d = Tensor::empty(g.sizes(), g.dtype(), g.device());
+      unary_backward_kernel.get(g.device())(op, d, ones, s.detach(), p0, p1);
+    }
+    return mul(g, d);
+  }
   Tensor grad_in = Tensor::empty(g.sizes(), g.dtype(), g.device());
   unary_backward_kernel.get(g.device())(op, grad_in, g, s, p0, p1);
   return grad_in;
@@ -113,11 +171,11 @@ Tensor unary_op(UnaryOp op, const Tensor& x, const Scalar& p0 = Scalar(), const 
   Tensor out = Tensor::empty(x.sizes(), out_t, x.device());
   unary_kernel.get(x.device())(op, out, in, p0, p1);
   if (i.differentiable && is_floating(out_t) && needs_grad({x})) {
-    SavedTensor saved(i.saves == Saves::Output ? out : x);
+    SavedTensor saved(i.saves == Saves::Output ? out : x, /*is_output=*/i.saves == Saves::Output);
     const char* name = i.name;
     record_function(name, {x}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{unary_backward(op, g[0], saved.defined() ? saved.unpack(name) : Tensor(), p0, p1)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -152,7 +210,7 @@ Tensor& unary_inplace(UnaryOp op, Tensor& x, const char* name, const Scalar& p0 
     unary_kernel.get(x.device())(op, x, x, p0, p1);
   }
   if (grad) {
-    SavedTensor saved(i.saves == Saves::Input ? before : x);
+    SavedTensor saved(i.saves == Saves::Input ? before : x, /*is_output=*/i.saves == Saves::Output);
     rebase_history(x, name, {x}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{unary_backward(op, g[0], saved.defined() ? saved.unpack(name) : Tensor(), p0, p1)};
     });

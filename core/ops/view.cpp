@@ -22,12 +22,21 @@ namespace {
 void record_scatter_view(const char* name, const Tensor& self, const Tensor& out,
                          std::function<Tensor(const Tensor&)> same_view) {
   Shape in_sizes = self.sizes();
-  record_function(name, {self}, {out}, [in_sizes, same_view](const std::vector<Tensor>& g) {
-    Tensor gi = zeros(in_sizes, g[0].dtype(), g[0].device());
-    Tensor v = same_view(gi);
-    copy_(v, g[0]);
+  record_function(name, {self}, {out}, [name, in_sizes, same_view](const std::vector<Tensor>& g) {
+    Tensor gi;
+    {
+      NoGradGuard no_grad;  // writing into a view of gi is not itself recorded
+      gi = zeros(in_sizes, g[0].dtype(), g[0].device());
+      Tensor v = same_view(gi);
+      copy_(v, g[0]);
+    }
+    // Under create_graph gi is linear in g[0]: its own backward takes the same view.
+    if (GradMode::is_enabled() && g[0].requires_grad())
+      record_function(name, {g[0]}, {gi}, [same_view](const std::vector<Tensor>& gg) {
+        return std::vector<Tensor>{same_view(gg[0])};
+      }, SecondOrder::Full);
     return std::vector<Tensor>{gi};
-  });
+  }, SecondOrder::Full);
 }
 
 // Strides for viewing `self` with `sizes` without a copy, or empty if impossible.
@@ -118,7 +127,7 @@ Tensor view(const Tensor& self, Shape sizes) {
     Shape in = self.sizes();
     record_function("view", {self}, {out}, [in](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{reshape(g[0], in)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -149,7 +158,7 @@ Tensor permute(const Tensor& self, const std::vector<int64_t>& dims) {
     for (size_t i = 0; i < d.size(); ++i) inv[d[i]] = static_cast<int64_t>(i);
     record_function("permute", {self}, {out}, [inv](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{permute(g[0], inv)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -244,7 +253,7 @@ Tensor expand(const Tensor& self, const Shape& sizes) {
     Shape in = self.sizes();
     record_function("expand", {self}, {out}, [in](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{sum_to(g[0], in)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -271,7 +280,7 @@ Tensor squeeze(const Tensor& self, int64_t dim) {
     Shape in = self.sizes();
     record_function("squeeze", {self}, {out}, [in](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{reshape(g[0], in)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -287,7 +296,7 @@ Tensor unsqueeze(const Tensor& self, int64_t dim) {
     Shape in = self.sizes();
     record_function("unsqueeze", {self}, {out}, [in](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{reshape(g[0], in)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -330,7 +339,7 @@ Tensor clone(const Tensor& self) {
   if (needs_grad({self})) {
     record_function("clone", {self}, {out}, [](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{g[0]};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }
@@ -359,7 +368,7 @@ Tensor to(const Tensor& self, Device device, DType dtype, bool non_blocking) {
     Device in_device = self.device();
     record_function("to", {self}, {out}, [in_dtype, in_device](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{to(g[0], in_device, in_dtype)};
-    });
+    }, SecondOrder::Full);
   }
   return out;
 }

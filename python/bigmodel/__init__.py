@@ -39,11 +39,19 @@ from ._tensor import tensor, as_tensor  # noqa: E402
 from ._compare import isclose, allclose, equal  # noqa: E402
 from ._autograd import no_grad, enable_grad, set_grad_enabled  # noqa: E402,F811
 from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to Tensor)
+from ._sort_scan import *  # noqa: E402,F401,F403  (sort, topk, cumsum, unique, multinomial, ...)
+from ._composite import *  # noqa: E402,F401,F403  (einsum, diag, meshgrid, finfo, Size, ...)
+from ._composite_more import *  # noqa: E402,F401,F403  (tile, cdist, quantile, scatter_reduce, ...)
+from ._autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
+from ._tensor_methods import (FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, LongTensor,  # noqa: E402,F401
+                              IntTensor, BoolTensor, channels_last, contiguous_format, preserve_format)
 from . import autograd, cpu, cuda, data, nn, optim  # noqa: E402,F401
 from .serialization import save, load, save_file, load_file  # noqa: E402,F401
 from . import distributed, models, utils  # noqa: E402,F401
 from .amp import autocast  # noqa: E402,F401  (bm.autocast; bm.amp.GradScaler)
 from . import interpret, quantization  # noqa: E402,F401  (bm.interpret, bm.quantization)
 from . import backends  # noqa: E402,F401  (bm.backends.gemm = "cublas", ...)
+from . import distributions  # noqa: E402,F401  (bm.distributions.Normal, Categorical, ...)
+from . import linalg  # noqa: E402,F401  (bm.linalg.norm, inv, solve, svd, ...)
 
 __version__ = "0.1.0"

@@ -49,6 +49,37 @@ class set_grad_enabled(_GradModeContext):
         return self
 
 
+class inference_mode(_GradModeContext):
+    """inference_mode(True) as a context manager or decorator: like no_grad (bigmodel has no
+    separate inference tensors, so outputs are ordinary tensors that simply record no graph)."""
+
+    _depth = 0
+
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
+        self._enabled = not self.mode
+
+    def __enter__(self):
+        inference_mode._depth += 1 if self.mode else 0
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        inference_mode._depth -= 1 if self.mode else 0
+        return super().__exit__(*exc)
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def is_inference_mode_enabled():
+    """Whether an inference_mode block is active."""
+    return inference_mode._depth > 0
+
+
 class detect_anomaly:
     """Anomaly detection for the block (or the decorated function), on this thread only.
 
@@ -104,5 +135,5 @@ def is_anomaly_check_forward_enabled():
     return _C._is_anomaly_check_forward_enabled()
 
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "detect_anomaly", "set_detect_anomaly",
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_inference_mode_enabled", "detect_anomaly", "set_detect_anomaly",
            "is_anomaly_enabled", "is_anomaly_check_forward_enabled"]

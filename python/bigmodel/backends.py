@@ -40,4 +40,14 @@ def choices(family):
     return list(_C._backend_choices(family))
 
 
+class _Flags(types.SimpleNamespace):
+    """Settings PyTorch scripts put at the top (torch.backends.cudnn.benchmark = True, ...):
+    accepted and kept, so such scripts run; bigmodel's own kernels choose their algorithms
+    themselves, and its CPU kernels are deterministic."""
+
+
+cudnn = _Flags(benchmark=False, deterministic=False, enabled=True, allow_tf32=True)
+cuda = _Flags(matmul=_Flags(allow_tf32=False), allow_tf32=False)
+mps = _Flags(is_available=lambda: False, is_built=lambda: False)
+
 sys.modules[__name__].__class__ = _BackendsModule

@@ -103,3 +103,41 @@ def reset_peak_memory_stats(device=None):
 def empty_cache():
     """Returns cached, unused device memory (and pinned staging buffers) to the driver."""
     _cuda.empty_cache()
+
+
+# ---- what PyTorch scripts call on torch.cuda besides devices and memory ----
+def manual_seed(seed):
+    """Seeds the generator CUDA ops draw from (bigmodel has one Philox stream for all devices)."""
+    from . import _C
+    _C.manual_seed(seed)
+
+
+manual_seed_all = manual_seed
+
+
+def get_device_name(device=None):
+    return _cuda.get_device_name(device) if hasattr(_cuda, "get_device_name") else "CUDA device"
+
+
+def is_bf16_supported():
+    return is_available()
+
+
+def _make_amp_module():
+    """bm.cuda.amp: autocast(enabled, dtype, cache_enabled) and GradScaler, as torch.cuda.amp."""
+    import sys
+    import types
+    from .amp import GradScaler, autocast as _autocast
+    from . import _C
+
+    class autocast(_autocast):  # noqa: N801  (PyTorch's name)
+        def __init__(self, enabled=True, dtype=_C.dtype.float16, cache_enabled=True):
+            super().__init__("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+    mod = types.ModuleType(__name__ + ".amp", "torch.cuda.amp's names: autocast, GradScaler")
+    mod.autocast, mod.GradScaler = autocast, GradScaler
+    sys.modules[mod.__name__] = mod
+    return mod
+
+
+amp = _make_amp_module()

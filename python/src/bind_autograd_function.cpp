@@ -71,7 +71,7 @@ void bind_autograd_function(py::module_& m) {
                         out.push_back(t);
                       }
                       return out;
-                    });
+                    }, SecondOrder::Full);
     return true;
   }, py::arg("name"), py::arg("inputs"), py::arg("outputs"), py::arg("backward"));
 
@@ -80,7 +80,8 @@ void bind_autograd_function(py::module_& m) {
   m.def("_is_anomaly_enabled", &AnomalyMode::is_enabled);
   m.def("_is_anomaly_check_forward_enabled", &AnomalyMode::check_forward);
 
-  m.def("_run_backward", [](const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
+  m.def("_run_backward", [](const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph,
+                            bool create_graph) {
     BM_CHECK_VALUE(roots.size() == grads.size(), "backward", roots.size(), " roots but ", grads.size(), " gradients");
     for (size_t i = 0; i < roots.size(); ++i) {
       BM_CHECK_RUNTIME(roots[i].requires_grad(), "backward", "root ", i, " does not require grad");
@@ -88,9 +89,27 @@ void bind_autograd_function(py::module_& m) {
                      shape_str(grads[i].sizes()), " but root ", i, " has shape ", shape_str(roots[i].sizes()));
     }
     std::vector<Tensor> seeds;
-    for (const Tensor& g : grads) seeds.push_back(g.detach());
-    run_backward(roots, seeds, retain_graph);
-  }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false);
+    for (const Tensor& g : grads) seeds.push_back(create_graph ? g : g.detach());
+    run_backward(roots, seeds, retain_graph, create_graph);
+  }, py::arg("roots"), py::arg("grads"), py::arg("retain_graph") = false, py::arg("create_graph") = false);
+
+  // bm.autograd.grad: gradients of roots with respect to inputs (None where unused).
+  m.def("_grad", [](const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+                    const std::vector<Tensor>& inputs, bool retain_graph, bool create_graph) {
+    BM_CHECK_VALUE(roots.size() == grads.size(), "grad", roots.size(), " outputs but ", grads.size(), " grad_outputs");
+    for (size_t i = 0; i < roots.size(); ++i) {
+      BM_CHECK_RUNTIME(roots[i].requires_grad(), "grad", "output ", i, " does not require grad and has no grad_fn");
+      BM_CHECK_SHAPE(roots[i].sizes() == grads[i].sizes(), "grad", "grad_output has shape ",
+                     shape_str(grads[i].sizes()), " but output ", i, " has shape ", shape_str(roots[i].sizes()));
+    }
+    std::vector<Tensor> seeds;
+    for (const Tensor& g : grads) seeds.push_back(create_graph ? g : g.detach());
+    py::list out;
+    for (const Tensor& g : grad_of(roots, seeds, inputs, retain_graph, create_graph)) {
+      out.append(g.defined() ? py::cast(g) : py::none());
+    }
+    return out;
+  }, py::arg("roots"), py::arg("grads"), py::arg("inputs"), py::arg("retain_graph"), py::arg("create_graph"));
 }
 
 }  // namespace bigmodel::python

@@ -86,6 +86,21 @@ void bind_conv_pool(py::module_& m, py::class_<Tensor>& /*cls*/) {
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
         py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1);
 
+  // conv2d's input gradient as an op (differentiable in both operands): what
+  // nn.functional.conv_transpose2d is built on.
+  m.def("_conv2d_backward_input", [](const Tensor& grad_output, const Tensor& weight, const std::vector<int64_t>& sizes,
+                                     py::object stride, py::object padding, py::object dilation, int64_t groups) {
+    const char* op = "conv_transpose2d";
+    const auto s = pair_arg(stride, "stride", op), pd = pair_arg(padding, "padding", op),
+               d = pair_arg(dilation, "dilation", op);
+    BM_CHECK_VALUE(groups > 0, op, "groups must be positive, got ", groups);
+    Conv2dParams p;
+    p.stride_h = s[0], p.stride_w = s[1], p.pad_h = pd[0], p.pad_w = pd[1];
+    p.dilation_h = d[0], p.dilation_w = d[1], p.groups = groups;
+    return conv2d_backward_input(grad_output, weight, Shape(sizes.begin(), sizes.end()), p);
+  }, py::arg("grad_output"), py::arg("weight"), py::arg("input_sizes"), py::arg("stride") = 1,
+        py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1);
+
   m.def("conv1d", [](const Tensor& input, const Tensor& weight, std::optional<Tensor> bias, py::object stride,
                      py::object padding, py::object dilation, int64_t groups) {
     const char* op = "conv1d";

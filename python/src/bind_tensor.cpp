@@ -154,6 +154,18 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
   // Tensor(t) aliases t (same storage, no history); it lets Python subclass Tensor
   // (nn.Parameter), as bm.tensor(...) is the way to build a tensor from data.
   cls.def(py::init([](const Tensor& t) { return t.detach(); }), py::arg("data"));
+  // PyTorch's legacy constructor: Tensor(2, 3) (or Tensor(bm.Size(...))) is an uninitialised
+  // float32 tensor of that shape, Tensor([1, 2]) (a list, tuple or array) a float32 copy of the data.
+  cls.def(py::init([](const py::args& args) {
+    const bool is_size = args.size() == 1 &&
+                         py::str(py::type::of(args[0]).attr("__name__")).cast<std::string>() == "Size";
+    if (args.size() == 1 && !PyLong_Check(args[0].ptr()) && !is_size && py::hasattr(args[0], "__len__")) {
+      return py::module_::import("bigmodel").attr("tensor")(args[0], py::arg("dtype") = DType::Float32)
+          .cast<Tensor>();
+    }
+    if (args.size() == 0) return Tensor::empty({0}, DType::Float32, Device());  // Tensor(): empty, 1-D
+    return Tensor::empty(shape_from_args(args, "Tensor"), DType::Float32, Device());
+  }));
   cls.def("_is_defined", &Tensor::defined);
   cls.def_property_readonly("_is_bigmodel_tensor", [](const Tensor&) { return true; })
       .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.sizes())); })
@@ -258,18 +270,25 @@ void bind_tensor(py::module_& m, py::class_<Tensor>& cls) {
       // and autograd flags (how Module.to() converts parameters in place, as in PyTorch).
       .def_property("data", [](const Tensor& t) { return t.detach(); },
                     [](Tensor& t, const Tensor& src) { t.set_data(src); })
-      .def("backward", [](const Tensor& t, py::object gradient, bool retain_graph) {
-        t.backward(gradient.is_none() ? Tensor() : gradient.cast<Tensor>(), retain_graph);
-      }, py::arg("gradient") = py::none(), py::arg("retain_graph") = false)
+      .def("backward", [](const Tensor& t, py::object gradient, py::object retain_graph, bool create_graph) {
+        // retain_graph defaults to create_graph, as in PyTorch.
+        const bool retain = retain_graph.is_none() ? create_graph : retain_graph.cast<bool>();
+        t.backward(gradient.is_none() ? Tensor() : gradient.cast<Tensor>(), retain, create_graph);
+      }, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(), py::arg("create_graph") = false)
       .def("detach", &Tensor::detach)
       .def("detach_", [](Tensor& t) { return t.detach_(); })
       .def("retain_grad", &Tensor::retain_grad)
       .def("register_hook", [](Tensor& t, py::function fn) {
-        t.register_hook([fn](const Tensor& g) -> Tensor {
+        // The hook can be removed (handle.remove()): the C++ hook then passes gradients through.
+        auto active = std::make_shared<bool>(true);
+        t.register_hook([fn, active](const Tensor& g) -> Tensor {
+          if (!*active) return Tensor();
           py::gil_scoped_acquire gil;
           py::object r = fn(g);
           return r.is_none() ? Tensor() : r.cast<Tensor>();
         });
+        return py::module_::import("bigmodel._hooks").attr("RemovableHookHandle")(
+            py::cpp_function([active]() { *active = false; }));
       })
       .def("register_post_accumulate_grad_hook", [](Tensor& t, py::function fn) {
         t.register_post_accumulate_grad_hook([fn](const Tensor& leaf) {

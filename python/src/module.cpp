@@ -3,6 +3,7 @@
 #include "python/src/common.h"
 
 #include "core/dispatch.h"
+#include "core/threads.h"
 
 namespace bigmodel::python {
 
@@ -49,17 +50,35 @@ PYBIND11_MODULE(_C, m) {
   m.def("_set_kernel_gil_release", [](bool on) { g_kernel_call_hook.store(on ? &kReleaseGilHook : nullptr); });
 
   static py::exception<OutOfMemoryError> oom(m, "OutOfMemoryError", PyExc_RuntimeError);
+  // Our argument, dtype and index errors are ValueError/TypeError/IndexError AND
+  // RuntimeError: PyTorch raises RuntimeError for most of them, so code ported from it
+  // (`except RuntimeError:`) keeps working, and `except ValueError:` works as well.
+  auto make_error = [&m](const char* name, PyObject* bases) {
+    py::object cls = py::reinterpret_steal<py::object>(
+        PyErr_NewException((std::string("bigmodel.") + name).c_str(), bases, nullptr));
+    Py_DECREF(bases);
+    m.attr(name) = cls;
+    return cls.release().ptr();  // kept for the life of the process, like py::exception's
+  };
+  static PyObject* argument_error =
+      make_error("InvalidArgumentError", PyTuple_Pack(2, PyExc_ValueError, PyExc_RuntimeError));
+  static PyObject* shape_error = make_error("ShapeError", PyTuple_Pack(1, argument_error));
+  static PyObject* dtype_error = make_error("DTypeError", PyTuple_Pack(2, PyExc_TypeError, PyExc_RuntimeError));
+  static PyObject* index_error =
+      make_error("TensorIndexError", PyTuple_Pack(2, PyExc_IndexError, PyExc_RuntimeError));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const OutOfMemoryError& e) {
       PyErr_SetString(oom.ptr(), e.what());
+    } catch (const ShapeError& e) {
+      PyErr_SetString(shape_error, e.what());
     } catch (const ValueError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetString(argument_error, e.what());
     } catch (const DTypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
+      PyErr_SetString(dtype_error, e.what());
     } catch (const IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
+      PyErr_SetString(index_error, e.what());
     } catch (const NotImplementedError& e) {
       PyErr_SetString(PyExc_NotImplementedError, e.what());
     } catch (const Error& e) {
@@ -92,6 +111,8 @@ PYBIND11_MODULE(_C, m) {
       });
   py::implicitly_convertible<std::string, Device>();
 
+  m.def("_set_num_threads", &set_num_threads, py::arg("n"));
+  m.def("_get_num_threads", &get_num_threads);
   m.def("is_grad_enabled", &GradMode::is_enabled);
   m.def("set_grad_enabled", &GradMode::set_enabled);
 

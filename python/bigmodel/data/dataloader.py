@@ -22,7 +22,7 @@ def _stack(tensors):
 
 def default_collate(samples):
     """Stacks a list of samples: tensors along a new dim 0; numbers into a 1-D tensor;
-    tuples/lists and dicts field by field."""
+    tuples/lists (into a list, as PyTorch; namedtuples keep their type) and dicts field by field."""
     first = samples[0]
     if isinstance(first, _C.Tensor):
         return _stack(samples)
@@ -39,8 +39,10 @@ def default_collate(samples):
     if isinstance(first, (tuple, list)):
         if any(len(s) != len(first) for s in samples):
             raise ValueError("[default_collate] samples in a batch have different numbers of fields")
-        return type(first)(default_collate(list(f)) for f in zip(*samples)) if isinstance(first, tuple) \
-            else [default_collate(list(f)) for f in zip(*samples)]
+        # namedtuples keep their type; plain tuples and lists become lists, as in PyTorch.
+        if hasattr(first, "_fields"):
+            return type(first)(*(default_collate(list(f)) for f in zip(*samples)))
+        return [default_collate(list(f)) for f in zip(*samples)]
     raise TypeError(f"[default_collate] can't batch samples of type {type(first).__name__}")
 
 
@@ -149,7 +151,19 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, generator=None,
-                 collate_fn=None, num_workers=0, pin_memory=False, transform=None, prefetch=2):
+                 collate_fn=None, num_workers=0, pin_memory=False, transform=None, prefetch=2, sampler=None,
+                 batch_sampler=None, **_ignored):
+        # sampler / batch_sampler: torch.utils.data's ways of choosing the order and the batches.
+        if sampler is not None and shuffle:
+            raise ValueError("[DataLoader] sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("[DataLoader] batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                             "sampler, and drop_last")
+        self.sampler, self.batch_sampler = sampler, batch_sampler
+        if batch_size is None and batch_sampler is None:
+            raise NotImplementedError("[DataLoader] batch_size=None (no automatic batching) is not supported")
+        if batch_sampler is not None:
+            batch_size = 1
         if batch_size is None or isinstance(batch_size, bool) or int(batch_size) <= 0:
             raise ValueError(f"[DataLoader] batch_size should be a positive integer, got {batch_size}")
         if isinstance(prefetch, bool) or int(prefetch) < 0:
@@ -163,21 +177,30 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.collate_fn = collate_fn
-        if generator is not None and not isinstance(generator, np.random.Generator):
-            raise TypeError(f"[DataLoader] generator must be a numpy.random.Generator, got {type(generator).__name__}")
-        self._rng = generator
+        if generator is not None and not isinstance(generator, (np.random.Generator, _C.Generator)):
+            raise TypeError(f"[DataLoader] generator must be a bm.Generator or a numpy.random.Generator, got "
+                            f"{type(generator).__name__}")
+        self._bm_generator = generator if isinstance(generator, _C.Generator) else None
+        self._rng = generator if isinstance(generator, np.random.Generator) else None
         self._seed = seed
 
     def _generator(self):
+        if self._bm_generator is not None:  # a fresh, reproducible draw from it every epoch
+            from .sampler import numpy_rng
+            return numpy_rng(self._bm_generator)
         if self._rng is None:
             self._rng = np.random.default_rng(self._seed if self._seed is not None else _fresh_seed())
         return self._rng
 
     def __len__(self):
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self):
+        if self.sampler is not None:
+            return np.asarray(list(self.sampler), dtype=np.int64)
         n = len(self.dataset)
         return self._generator().permutation(n) if self.shuffle else np.arange(n, dtype=np.int64)
 
@@ -188,8 +211,8 @@ class DataLoader:
             except Exception as e:  # noqa: BLE001
                 shown = ", ".join(str(int(i)) for i in idx[:8]) + (", ..." if len(idx) > 8 else "")
                 _reraise_with_index(e, f"the batch of dataset indices [{shown}]")
-            if batch is not None:
-                return batch
+            if batch is not None:  # a plain tuple of fields is a list, as default_collate gives
+                return list(batch) if type(batch) is tuple else batch
         samples = []
         for i in idx:
             try:
@@ -198,13 +221,34 @@ class DataLoader:
                 _reraise_with_index(e, f"dataset index {int(i)}")
         return (self.collate_fn or default_collate)(samples)
 
-    def _batches(self, order):
-        get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
+    def _index_batches(self, order):
+        if self.batch_sampler is not None:
+            for idx in self.batch_sampler:
+                yield np.asarray(idx, dtype=np.int64)
+            return
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(idx) < self.batch_size and self.drop_last:
                 break
-            batch = self._load(idx, get_batch)
+            yield idx
+
+    def _stream_batches(self):
+        """Batches of an IterableDataset: what its iterator yields, batch_size at a time."""
+        samples = []
+        for s in self.dataset:
+            samples.append(s)
+            if len(samples) == self.batch_size:
+                yield (self.collate_fn or default_collate)(samples)
+                samples = []
+        if samples and not self.drop_last:
+            yield (self.collate_fn or default_collate)(samples)
+
+    def _batches(self, order):
+        from .dataset import IterableDataset
+        get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
+        stream = isinstance(self.dataset, IterableDataset)
+        for idx_or_batch in (self._stream_batches() if stream else self._index_batches(order)):
+            batch = idx_or_batch if stream else self._load(idx_or_batch, get_batch)
             if self.transform is not None:
                 if isinstance(batch, (tuple, list)):
                     fields = [self.transform(batch[0]), *batch[1:]]
@@ -216,10 +260,18 @@ class DataLoader:
     def __iter__(self):
         # The order is drawn here, on the caller's thread: the global RNG is never touched
         # by the prefetch thread, so seeded runs repeat.
-        batches = self._batches(self._order())
+        from .dataset import IterableDataset
+        stream = isinstance(self.dataset, IterableDataset) or self.batch_sampler is not None
+        batches = self._batches(None if stream else self._order())
         if self.prefetch == 0:
             return batches
         return _PrefetchIterator(batches, self.prefetch)
 
 
-__all__ = ["DataLoader", "default_collate"]
+def get_worker_info():
+    """None: bigmodel's DataLoader loads in the main process (and one prefetch thread), never
+    in worker processes, so code that shards by worker sees the single-process case."""
+    return None
+
+
+__all__ = ["DataLoader", "default_collate", "get_worker_info"]

@@ -81,3 +81,65 @@ class Subset(Dataset):
 
 
 __all__ = ["Dataset", "TensorDataset", "Subset"]
+
+
+class IterableDataset(Dataset):
+    """Stream-style dataset: subclasses define __iter__(); a DataLoader batches what it yields."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"[IterableDataset] {type(self).__name__} must implement __iter__")
+
+    def __getitem__(self, index):
+        raise TypeError(f"[IterableDataset] {type(self).__name__} is iterable, not indexable")
+
+    def __len__(self):  # TypeError (not NotImplementedError): list(loader) then just iterates
+        raise TypeError(f"[IterableDataset] {type(self).__name__} has no len()")
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets, one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("[ConcatDataset] needs at least one dataset")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise IndexError(f"[ConcatDataset] index {index} is out of range for {len(self)} samples")
+            index += len(self)
+        k = int(np.searchsorted(self.cumulative_sizes, index, side="right"))
+        if k >= len(self.datasets):
+            raise IndexError(f"[ConcatDataset] index {index} is out of range for {len(self)} samples")
+        start = self.cumulative_sizes[k - 1] if k else 0
+        return self.datasets[k][index - start]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Splits `dataset` into non-overlapping Subsets of the given lengths (or fractions summing
+    to 1, the remainder spread round-robin), in a random order drawn from `generator`."""
+    from .sampler import numpy_rng
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(0 <= f <= 1 for f in lengths) and abs(sum(lengths) - 1) < 1e-9 and sum(lengths) != n:
+        sizes = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        lengths = sizes
+    if sum(lengths) != n:
+        raise ValueError(f"[random_split] sum of input lengths ({sum(lengths)}) does not equal the length of the "
+                         f"input dataset ({n})")
+    order = numpy_rng(generator).permutation(n)
+    out, start = [], 0
+    for k in lengths:
+        out.append(Subset(dataset, order[start:start + k]))
+        start += k
+    return out
+
+
+__all__ += ["IterableDataset", "ConcatDataset", "random_split"]

@@ -26,3 +26,27 @@ __all__ += ["Embedding", "LayerNorm", "MultiheadAttention", "TransformerEncoderL
 from . import parallel  # noqa: E402,F401
 from .loss import KLDivLoss, DistillationLoss  # noqa: E402
 __all__ += ["KLDivLoss", "DistillationLoss"]
+from .activation import (ELU, CELU, SELU, Mish, Hardtanh, ReLU6, LogSigmoid, Hardsigmoid, Hardswish,  # noqa: E402
+                         Softsign, Softplus, GLU, Softmin, PReLU)
+from .container import ModuleDict, ParameterList, ParameterDict  # noqa: E402
+from .conv import Conv1d  # noqa: E402
+from .pooling import AdaptiveMaxPool2d, MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, Upsample  # noqa: E402
+from .normalization import GroupNorm  # noqa: E402
+from .loss import SmoothL1Loss, HuberLoss, MarginRankingLoss, CosineSimilarity  # noqa: E402
+from .transformer import TransformerEncoder, TransformerDecoder, Transformer  # noqa: E402
+__all__ += ["ELU", "CELU", "SELU", "Mish", "Hardtanh", "ReLU6", "LogSigmoid", "Hardsigmoid", "Hardswish", "Softsign",
+            "Softplus", "GLU", "Softmin", "PReLU", "ModuleDict", "ParameterList", "ParameterDict", "Conv1d",
+            "AdaptiveMaxPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "Upsample", "GroupNorm",
+            "SmoothL1Loss", "HuberLoss", "MarginRankingLoss", "CosineSimilarity", "TransformerEncoder",
+            "TransformerDecoder", "Transformer"]
+from .activation import Hardshrink, Softshrink, Tanhshrink, Threshold, Softmax2d  # noqa: E402
+from .conv import ConvTranspose2d, ConvTranspose1d  # noqa: E402
+from .dropout import Dropout1d, Dropout2d  # noqa: E402
+from .normalization import InstanceNorm1d, InstanceNorm2d  # noqa: E402
+from .loss import (PairwiseDistance, TripletMarginLoss, CosineEmbeddingLoss, SoftMarginLoss,  # noqa: E402
+                   GaussianNLLLoss, PoissonNLLLoss)
+from .reshape_layers import *  # noqa: E402,F401,F403
+from .reshape_layers import __all__ as _reshape_all  # noqa: E402
+__all__ += ["Hardshrink", "Softshrink", "Tanhshrink", "Threshold", "Softmax2d", "ConvTranspose2d", "ConvTranspose1d",
+            "Dropout1d", "Dropout2d", "InstanceNorm1d", "InstanceNorm2d", "PairwiseDistance", "TripletMarginLoss",
+            "CosineEmbeddingLoss", "SoftMarginLoss", "GaussianNLLLoss", "PoissonNLLLoss"] + _reshape_all

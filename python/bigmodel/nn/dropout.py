@@ -16,3 +16,17 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zeroes whole channels of (N, C, L) inputs with probability p (scaled by 1 / (1 - p))."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training)
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of (N, C, H, W) inputs with probability p (scaled by 1 / (1 - p))."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)

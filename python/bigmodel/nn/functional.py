@@ -7,6 +7,8 @@ C++ core does not provide them.
 """
 from .. import _C
 
+_ArgError = _C.InvalidArgumentError  # ValueError and RuntimeError (as PyTorch raises)
+
 
 def _op(name):
     fn = getattr(_C, name, None)
@@ -31,7 +33,7 @@ def _reduction(size_average, reduce, reduction):
 
 def _check_reduction(op, reduction):
     if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"[{op}] reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise _ArgError(f"[{op}] reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 # ------------------------------------------------------------------ activations
@@ -47,7 +49,7 @@ def relu_(input):
 
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"[gelu] approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise _ArgError(f"[gelu] approximate must be 'none' or 'tanh', got {approximate!r}")
     if approximate == "none":
         return _op("gelu")(input)
     return _op("gelu")(input, approximate=approximate)
@@ -68,7 +70,11 @@ def tanh(input):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _op("leaky_relu")(input, negative_slope)
+    """x for x > 0, negative_slope * x otherwise (composed: _C has no leaky_relu kernel)."""
+    leaky = getattr(_C, "leaky_relu", None)
+    if leaky is not None:
+        return leaky(input, negative_slope)
+    return _C.where(input > 0, input, input * negative_slope)
 
 
 def _softmax_dim(op, input, dim):
@@ -111,7 +117,7 @@ def _linear_act(input, weight, bias=None, act="none"):
     compute the same function within float rounding.
     """
     if act not in _LINEAR_ACTS:
-        raise ValueError(f"[linear_act] act must be one of {sorted(_LINEAR_ACTS)}, got {act!r}")
+        raise _ArgError(f"[linear_act] act must be one of {sorted(_LINEAR_ACTS)}, got {act!r}")
     if hasattr(_C, "_linear_act"):
         return _C._linear_act(input, weight, bias, act)
     return _LINEAR_ACTS[act](linear(input, weight, bias))
@@ -129,7 +135,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
 def one_hot(tensor, num_classes=-1):
     """int64 tensor of shape [*tensor.shape, num_classes] with a 1 at each class index."""
     if tensor.is_floating_point():
-        raise TypeError(f"[one_hot] expected an integer tensor, got {tensor.dtype}")
+        raise _C.DTypeError(f"[one_hot] expected an integer tensor, got {tensor.dtype}")
     if hasattr(_C, "one_hot"):
         return _C.one_hot(tensor, num_classes)
     import numpy as np
@@ -148,7 +154,7 @@ def one_hot(tensor, num_classes=-1):
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) (training only)."""
     if p < 0.0 or p > 1.0:
-        raise ValueError(f"[dropout] probability has to be between 0 and 1, but got {p}")
+        raise _ArgError(f"[dropout] probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -166,7 +172,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"[cross_entropy] label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise _ArgError(f"[cross_entropy] label_smoothing must be in [0, 1], got {label_smoothing}")
     return _call("cross_entropy", input, target, weight=weight,
                  ignore_index=None if ignore_index == -100 else ignore_index,
                  reduction=None if reduction == "mean" else reduction,
@@ -290,19 +296,20 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
 
 
 def pad(input, pad, mode="constant", value=0.0):
-    """Constant padding; `pad` lists (left, right) pairs from the last dim backwards, as in
-    PyTorch. Negative amounts crop."""
-    if mode != "constant":
-        raise NotImplementedError(f"[pad] mode '{mode}' is not supported yet (only 'constant')")
+    """Padding; `pad` lists (left, right) pairs from the last dim backwards, as in PyTorch.
+    mode 'constant' (negative amounts crop), 'reflect', 'replicate' or 'circular'."""
+    if mode != "constant":  # reflect / replicate / circular: gathers along each padded dim
+        from ._functional_more import pad_by_index
+        return pad_by_index(input, pad, mode)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(f"[pad] padding length {len(pad)} must be even and cover at most {input.ndim} dims "
-                         f"of input {tuple(input.shape)}")
+        raise _ArgError(f"[pad] padding length {len(pad)} must be even and cover at most {input.ndim} dims "
+                        f"of input {tuple(input.shape)}")
     out = input
     for i in range(len(pad) // 2):  # crop first (negative amounts), then pad
         d, (lo, hi) = input.ndim - 1 - i, pad[2 * i:2 * i + 2]
         start, stop = max(-lo, 0), out.shape[d] - max(-hi, 0)
         if start > stop:
-            raise ValueError(f"[pad] padding {tuple(pad)} crops dim {d} of {tuple(input.shape)} below zero")
+            raise _ArgError(f"[pad] padding {tuple(pad)} crops dim {d} of {tuple(input.shape)} below zero")
         out = out.narrow(d, start, stop - start)
     shape = list(out.shape)
     index = []
@@ -330,15 +337,15 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     """
     reduction = _reduction(size_average, reduce, reduction)
     if reduction not in ("none", "sum", "mean", "batchmean"):
-        raise ValueError(f"[kl_div] reduction must be 'none', 'sum', 'mean' or 'batchmean', got {reduction!r}")
+        raise _ArgError(f"[kl_div] reduction must be 'none', 'sum', 'mean' or 'batchmean', got {reduction!r}")
     for name, t in (("input", input), ("target", target)):
         if not isinstance(t, _C.Tensor):
             raise TypeError(f"[kl_div] {name} must be a Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"[kl_div] {name} must be floating, got {t.dtype}")
+            raise _C.DTypeError(f"[kl_div] {name} must be floating, got {t.dtype}")
     if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"[kl_div] input {list(input.shape)} and target {list(target.shape)} must have the same "
-                         "shape")
+        raise _ArgError(f"[kl_div] input {list(input.shape)} and target {list(target.shape)} must have the same "
+                        "shape")
     if log_target:
         pointwise = _C.exp(target) * (target - input)
     else:
@@ -370,21 +377,21 @@ def distillation_loss(student_logits, teacher_logits, target=None, temperature=4
     'sum' the soft term is summed over the batch too).
     """
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
-        raise ValueError(f"[distillation_loss] temperature must be a positive number, got {temperature!r}")
+        raise _ArgError(f"[distillation_loss] temperature must be a positive number, got {temperature!r}")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"[distillation_loss] alpha must be in [0, 1], got {alpha!r}")
+        raise _ArgError(f"[distillation_loss] alpha must be in [0, 1], got {alpha!r}")
     if reduction not in ("mean", "sum"):
-        raise ValueError(f"[distillation_loss] reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise _ArgError(f"[distillation_loss] reduction must be 'mean' or 'sum', got {reduction!r}")
     for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not isinstance(t, _C.Tensor):
             raise TypeError(f"[distillation_loss] {name} must be a Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"[distillation_loss] {name} must be floating, got {t.dtype}")
+            raise _C.DTypeError(f"[distillation_loss] {name} must be floating, got {t.dtype}")
         if t.dim() != 2:
-            raise ValueError(f"[distillation_loss] {name} must be [batch, classes], got shape {list(t.shape)}")
+            raise _ArgError(f"[distillation_loss] {name} must be [batch, classes], got shape {list(t.shape)}")
     if tuple(student_logits.shape) != tuple(teacher_logits.shape):
-        raise ValueError(f"[distillation_loss] student_logits {list(student_logits.shape)} and teacher_logits "
-                         f"{list(teacher_logits.shape)} must have the same shape")
+        raise _ArgError(f"[distillation_loss] student_logits {list(student_logits.shape)} and teacher_logits "
+                        f"{list(teacher_logits.shape)} must have the same shape")
     t = float(temperature)
     log_p_student = log_softmax(student_logits / t, dim=-1)
     log_p_teacher = log_softmax(teacher_logits.detach().to(student_logits.dtype) / t, dim=-1)
@@ -397,3 +404,9 @@ def distillation_loss(student_logits, teacher_logits, target=None, temperature=4
 
 
 __all__ += ["kl_div", "distillation_loss"]
+
+
+# ------------------------------------------------------------------ composed from ops
+from ._functional_more import *  # noqa: E402,F401,F403
+from ._functional_more import __all__ as _more_all  # noqa: E402
+__all__ += _more_all

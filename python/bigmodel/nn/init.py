@@ -98,5 +98,52 @@ def xavier_normal_(tensor, gain=1.0):
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / max(fan_in + fan_out, 1)))
 
 
+def eye_(tensor):
+    """The identity matrix in a 2-D tensor (ones on the diagonal, zeros elsewhere)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"[eye_] expected a 2-D tensor, got shape {list(tensor.shape)}")
+    from .. import _C
+    with no_grad():
+        tensor.zero_()
+        n = min(tensor.shape)
+        if n:
+            idx = _C.arange(n, device=tensor.device)
+            tensor.index_put_((idx, idx), _C.ones(n, dtype=tensor.dtype, device=tensor.device))
+    return tensor
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """N(mean, std^2) truncated to [a, b] (absolute bounds, as PyTorch): rejected draws are
+    redrawn, a few rounds, then clamped."""
+    from .. import _C
+    with no_grad():
+        tensor.normal_(mean, std)
+        for _ in range(16):
+            bad = (tensor < a) | (tensor > b)
+            if not bool(bad.any()):
+                break
+            fresh = _C.randn(*tensor.shape, dtype=tensor.dtype, device=tensor.device) * std + mean
+            tensor.copy_(_C.where(bad, fresh, tensor))
+        return tensor.clamp_(a, b)
+
+
+def orthogonal_(tensor, gain=1.0):
+    """A (semi-)orthogonal matrix, from the QR decomposition of a Gaussian draw (rows flattened)."""
+    import numpy as np
+    from .. import _C
+    if tensor.ndim < 2:
+        raise ValueError(f"[orthogonal_] expected at least 2 dims, got shape {list(tensor.shape)}")
+    rows, cols = tensor.shape[0], tensor.numel() // tensor.shape[0]
+    g = _C.randn(max(rows, cols), min(rows, cols), dtype=_C.dtype.float64).numpy()
+    q, r = np.linalg.qr(g)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    with no_grad():
+        src = _C._from_numpy_copy(np.ascontiguousarray(q[:rows, :cols] * gain)).to(tensor.dtype)
+        tensor.copy_(src.reshape(tuple(tensor.shape)).to(tensor.device))
+    return tensor
+
+
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "kaiming_uniform_",
-           "kaiming_normal_", "xavier_uniform_", "xavier_normal_"]
+           "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "eye_", "trunc_normal_", "orthogonal_"]

@@ -16,7 +16,16 @@ class StateDictError(RuntimeError, ValueError):
     """
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns; prints as PyTorch's when nothing was missing or unexpected."""
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 def zero_grads(params, set_to_none=True):
@@ -311,6 +320,8 @@ class Module:
         """
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)  # bigmodel keeps tensors in the default (contiguous) layout
         if kwargs:
             raise TypeError(f"[Module.to] unexpected arguments {sorted(kwargs)}")
         for a in args:

@@ -22,6 +22,16 @@ class Parameter(_C.Tensor):
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo):
+        # copy.deepcopy(model): a new Parameter with its own copy of the data (and of .grad).
+        if id(self) in memo:
+            return memo[id(self)]
+        p = Parameter(self.detach().clone(), self.requires_grad)
+        if self.grad is not None:
+            p.grad = self.grad.clone()
+        memo[id(self)] = p
+        return p
+
     def __reduce_ex__(self, protocol):
         raise TypeError("[Parameter] pickling is not supported; use bm.save with a state_dict")
 

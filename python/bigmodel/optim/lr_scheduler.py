@@ -337,7 +337,247 @@ def warmup_cosine(optimizer, warmup_steps, total_steps, min_lr=0.0):
     return WarmupCosineLR(optimizer, warmup_steps, total_steps, min_lr)
 
 
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine from the base lr to eta_min over T_i epochs, restarting; T_i = T_0 * T_mult^k.
+    step(epoch) takes fractional epochs (step(epoch + i / iters_per_epoch)), as PyTorch's."""
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"[CosineAnnealingWarmRestarts] expected a positive integer T_0, got {T_0}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"[CosineAnnealingWarmRestarts] expected an integer T_mult >= 1, got {T_mult}")
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def _position(self, epoch):
+        """(T_cur, T_i) at `epoch` (closed form)."""
+        if epoch < 0:
+            return 0.0, self.T_0
+        if self.T_mult == 1:
+            return epoch % self.T_0, self.T_0
+        n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+        return epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1), self.T_0 * self.T_mult ** n
+
+    def get_lr(self):
+        t_cur, t_i = self._position(self.last_epoch)
+        self.T_cur, self.T_i = t_cur, t_i
+        c = (1 + math.cos(math.pi * t_cur / t_i)) / 2
+        return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
+
+
+class MultiplicativeLR(LRScheduler):
+    """lr = base * prod_{e=1..epoch} lr_lambda(e) (one function, or one per group)."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        n = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(self.lr_lambdas) != n:
+            raise ValueError(f"[MultiplicativeLR] expected {n} lr_lambdas, got {len(self.lr_lambdas)}")
+        super().__init__(optimizer, last_epoch)
+
+    def _unsaved(self):
+        return ("optimizer", "lr_lambdas")
+
+    def get_lr(self):
+        out = []
+        for base, fn in zip(self.base_lrs, self.lr_lambdas):
+            lr = base
+            for e in range(1, self.last_epoch + 1):
+                lr *= fn(e)
+            out.append(lr)
+        return out
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base * (1 - min(epoch, total_iters) / total_iters) ** power."""
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        f = (1.0 - min(self.last_epoch, self.total_iters) / self.total_iters) ** self.power
+        return [base * f for base in self.base_lrs]
+
+
+class CyclicLR(LRScheduler):
+    """Cycles the lr between base_lr and max_lr (modes 'triangular', 'triangular2',
+    'exp_range', or a scale_fn), and the momentum (or Adam's beta1) inversely, per batch."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
+                 gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
+                 max_momentum=0.9, last_epoch=-1):
+        n = len(optimizer.param_groups)
+
+        def per_group(v, name):
+            v = list(v) if isinstance(v, (list, tuple)) else [v] * n
+            if len(v) != n:
+                raise ValueError(f"[CyclicLR] expected {n} values of {name}, got {len(v)}")
+            return v
+        base_lrs = per_group(base_lr, "base_lr")
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+                group["initial_lr"] = lr
+        self.max_lrs = per_group(max_lr, "max_lr")
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size, self.step_ratio = up + down, up / (up + down)
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"[CyclicLR] mode is invalid and scale_fn is None: {mode!r}")
+        self.mode, self.gamma, self._scale_fn_custom = mode, gamma, scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else ("iterations" if mode == "exp_range" else "cycle")
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            group0 = optimizer.param_groups[0]
+            if "momentum" not in group0 and "betas" not in group0:
+                raise ValueError("[CyclicLR] optimizer must support momentum or beta1 with `cycle_momentum` enabled")
+            self._use_beta1 = "betas" in group0
+            self.base_momentums = per_group(base_momentum, "base_momentum")
+            self.max_momentums = per_group(max_momentum, "max_momentum")
+            if last_epoch == -1:
+                for m, group in zip(self.max_momentums, optimizer.param_groups):
+                    self._set_momentum(group, m)
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _unsaved(self):
+        return ("optimizer", "_scale_fn_custom")
+
+    @staticmethod
+    def _get_momentum(group, use_beta1):
+        return group["betas"][0] if use_beta1 else group["momentum"]
+
+    def _set_momentum(self, group, m):
+        if self._use_beta1:
+            group["betas"] = (m, *group["betas"][1:])
+        else:
+            group["momentum"] = m
+
+    def _scale(self, x):
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self._scale(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        base_lrs = getattr(self, "base_lrs", None) or [g["initial_lr"] for g in self.optimizer.param_groups]
+        lrs = [b + (m - b) * factor * scale for b, m in zip(base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, bm_, mm in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                self._set_momentum(group, mm - (mm - bm_) * factor * scale)
+        return lrs
+
+
+class ChainedScheduler:
+    """Steps several schedulers together; their factors multiply, as PyTorch's chained
+    schedulers do (ours are closed-form: each one's factor is its lr over its base lr)."""
+
+    def __init__(self, schedulers, optimizer=None):
+        self._schedulers = list(schedulers)
+        self.optimizer = optimizer or self._schedulers[0].optimizer
+        self._apply()
+
+    def _apply(self):
+        groups = self.optimizer.param_groups
+        factors = [1.0] * len(groups)
+        for s in self._schedulers:
+            for g, (lr, base) in enumerate(zip(s.get_lr(), s.base_lrs)):
+                factors[g] *= lr / base if base else 0.0
+        bases = self._schedulers[0].base_lrs
+        for group, base, f in zip(groups, bases, factors):
+            group["lr"] = base * f
+        self._last_lr = [g["lr"] for g in groups]
+        for s in self._schedulers:
+            s._last_lr = list(self._last_lr)
+
+    def step(self):
+        for s in self._schedulers:
+            s.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {"_schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict):
+        for s, sd in zip(self._schedulers, state_dict["_schedulers"]):
+            s.load_state_dict(sd)
+
+
+class ReduceLROnPlateau:
+    """Multiplies the LRs by `factor` when the monitored metric (passed to step(metric)) has
+    not improved for more than `patience` steps; then waits `cooldown` steps. mode 'min' or
+    'max', threshold_mode 'rel' or 'abs', min_lr (one, or one per group), eps: changes
+    smaller than eps are skipped. As PyTorch's."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0, eps=1e-8, verbose=False):
+        if factor >= 1.0:
+            raise ValueError(f"[ReduceLROnPlateau] factor should be < 1.0, got {factor}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"[ReduceLROnPlateau] unknown mode {mode!r} or threshold_mode {threshold_mode!r}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"[ReduceLROnPlateau] {type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        n = len(optimizer.param_groups)
+        self.min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
+        if len(self.min_lrs) != n:
+            raise ValueError(f"[ReduceLROnPlateau] expected {n} min_lrs, got {len(self.min_lrs)}")
+        self.mode, self.factor, self.patience, self.threshold = mode, factor, patience, threshold
+        self.threshold_mode, self.cooldown, self.eps = threshold_mode, cooldown, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
+        self._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+    def _is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics, epoch=None):
+        current = float(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self._is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(group["lr"] * self.factor, min_lr)
+                if group["lr"] - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update({k: v for k, v in state_dict.items() if k != "optimizer"})
+
+
 _LRScheduler = LRScheduler  # older PyTorch name
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ConstantLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
-           "LambdaLR", "OneCycleLR", "SequentialLR", "WarmupCosineLR", "warmup_cosine"]
+           "LambdaLR", "OneCycleLR", "SequentialLR", "WarmupCosineLR", "warmup_cosine", "ReduceLROnPlateau",
+           "CosineAnnealingWarmRestarts", "MultiplicativeLR", "PolynomialLR", "CyclicLR", "ChainedScheduler"]

@@ -28,7 +28,7 @@ class SGD(Optimizer):
     """SGD with momentum (PyTorch's rule); master_weights=True keeps float32 master copies of
     float16/bfloat16 parameters (see the module docstring)."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False, foreach=None, fused=None, master_weights=False, skip_nonfinite=False):
         if lr is not required and lr < 0.0:
             raise ValueError(f"[SGD] invalid learning rate: {lr}")

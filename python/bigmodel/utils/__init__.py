@@ -5,6 +5,7 @@ from .checkpoint import checkpoint, checkpoint_sequential  # the function shadow
 from .progress import ProgressBar, progress
 from .metrics import MetricsWriter, read_metrics
 from .plot import plot_metrics
+from . import data  # noqa: F401,E402  (bm.utils.data: torch.utils.data's path to bm.data)
 
 __all__ = ["Function", "FunctionCtx", "checkpoint", "checkpoint_sequential", "ProgressBar", "progress",
            "MetricsWriter", "read_metrics", "plot_metrics"]

@@ -27,8 +27,10 @@ class FunctionCtx:
         self.needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
-        # Detached aliases: keeping an output itself would tie the graph node to its own output.
-        self._saved = tuple(t.detach() if isinstance(t, _C.Tensor) else t for t in tensors)
+        # Kept as given; apply() then detaches all but the forward's own inputs: keeping an
+        # output itself would tie the graph node to its own output, while inputs keep their
+        # history so that a backward with create_graph=True can differentiate through them.
+        self._saved = tuple(tensors)
 
     @property
     def saved_tensors(self):
@@ -52,14 +54,18 @@ class Function:
         ctx.needs_input_grad = tuple(isinstance(a, _C.Tensor) and a.requires_grad for a in args)
         with no_grad():
             result = cls.forward(ctx, *args)
+        ctx._saved = tuple(t if not isinstance(t, _C.Tensor) or any(t is a for a in args) else t.detach()
+                           for t in ctx._saved)
         single = not isinstance(result, (tuple, list))
         outs = [result] if single else list(result)
         outs = [o.detach() if isinstance(o, _C.Tensor) else o for o in outs]
         tensor_pos = [i for i, o in enumerate(outs) if isinstance(o, _C.Tensor)]
-        n_args = len(args)
+        n_args, n_outs = len(args), len(outs)
 
+        # The closure must not hold the outputs: the node it lives in is their grad_fn, and a
+        # graph that is never backpropagated would then keep itself alive.
         def backward(grads):
-            grad_outputs = [None] * len(outs)
+            grad_outputs = [None] * n_outs
             for pos, g in zip(tensor_pos, grads):
                 grad_outputs[pos] = g
             res = cls.backward(ctx, *grad_outputs)
