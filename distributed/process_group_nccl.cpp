@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "core/autograd.h"
@@ -155,8 +156,21 @@ class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_thi
   ~ProcessGroupNCCL() override {
     if (!comm_) return;
     if (aborted_) return;  // already torn down
+    // Collectives never waited for may still be pending: wait for them as wait() does (a
+    // plain stream sync would hang for good on one whose peer died), and abort instead of
+    // destroying a communicator that failed or timed out (ncclCommDestroy would flush it).
     try {
-      cuda::stream_synchronize(stream_);
+      const auto start = std::chrono::steady_clock::now();
+      while (!cuda::stream_query(stream_)) {
+        ncclResult_t async = ncclSuccess;
+        ncclCommGetAsyncError(comm_, &async);
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if ((async != ncclSuccess && async != ncclInProgress) || (timeout_ > 0 && waited > timeout_)) {
+          abort();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
     } catch (...) {
     }
     ncclCommDestroy(comm_);
@@ -244,6 +258,10 @@ class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_thi
   // Called by NcclWork::wait(): polls until the collective is done, aborting the
   // communicator (which makes every pending NCCL kernel return) after the timeout.
   void wait_for(NcclWork& work, const char* name) {
+    // An earlier failure aborted (and freed) the communicator: its pending collectives were
+    // given up (their events complete without a result), so none can be trusted.
+    BM_CHECK_RUNTIME(!aborted_, name, "the NCCL communicator was aborted after an earlier failure or timeout, "
+                     "so this collective's result cannot be trusted; end this process");
     const auto start = std::chrono::steady_clock::now();
     int sleep_us = 1;
     while (!work.done_event().query()) {
@@ -319,8 +337,15 @@ class ProcessGroupNCCL : public ProcessGroup, public std::enable_shared_from_thi
     ncclResult_t async = ncclSuccess;
     ncclCommGetAsyncError(comm_, &async);
     if (async != ncclSuccess && async != ncclInProgress) {
+      const char* last = ncclGetLastError(comm_);  // NCCL's account (which peer, which call)
+      const std::string detail = last && *last ? last : "";
       abort();
-      check_nccl(async, name, rank_);
+      BM_CHECK_RUNTIME(false, name, "NCCL error on rank ", rank_, ": ", ncclGetErrorString(async),
+                       async == ncclSystemError || async == ncclRemoteError
+                           ? " (another rank has probably died or a network link failed)"
+                           : "",
+                       detail.empty() ? "" : "; NCCL says: ", detail,
+                       ". The NCCL communicator was aborted; end this process");
     }
   }
 

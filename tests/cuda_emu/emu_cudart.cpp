@@ -110,7 +110,11 @@ cudaError_t cudaSetDevice(int device) {
   t_device = device;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return bm_emu::async_mode() ? bm_emu::async_device_sync() : cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+  if (bm_emu::async_mode()) return bm_emu::async_device_sync();
+  bm_emu::external_device_wait(t_device);  // collectives still running on the device's streams
+  return cudaSuccess;
+}
 
 cudaError_t cudaDeviceGetAttribute(int* value, enum cudaDeviceAttr attr, int device) {
   if (check_device(device) != cudaSuccess) return cudaErrorInvalidDevice;
@@ -180,6 +184,7 @@ cudaError_t cudaFree(void* ptr) {
   if (!ptr) return cudaSuccess;
   // cudaFree synchronizes the device (documented implicit synchronization).
   if (bm_emu::async_mode() && !bm_emu::in_stream_job()) bm_emu::drain(-1);
+  if (!bm_emu::async_mode()) bm_emu::external_device_wait(-1);
   std::lock_guard<std::mutex> lock(g_mem_mutex);
   auto it = g_device_blocks.find(ptr);
   if (it == g_device_blocks.end()) return cudaErrorInvalidValue;
@@ -204,6 +209,7 @@ cudaError_t cudaMallocHost(void** ptr, size_t size) { return cudaHostAlloc(ptr, 
 cudaError_t cudaFreeHost(void* ptr) {
   if (!ptr) return cudaSuccess;
   if (bm_emu::async_mode() && !bm_emu::in_stream_job()) bm_emu::drain(-1);  // an implicit sync too
+  if (!bm_emu::async_mode()) bm_emu::external_device_wait(-1);
   if (bm_emu::async_mode()) bm_emu::note_pinned(ptr, 0, false);
   std::free(ptr);
   return cudaSuccess;
@@ -211,26 +217,33 @@ cudaError_t cudaFreeHost(void* ptr) {
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind) {
   if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, kind, nullptr, true);
+  bm_emu::wait_external(nullptr);  // the legacy stream: after collectives it depends on
   if (count) std::memmove(dst, src, count);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, enum cudaMemcpyKind kind, cudaStream_t s) {
   if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, kind, s, false);
-  return cudaMemcpy(dst, src, count, kind);
+  bm_emu::wait_external(s);
+  if (count) std::memmove(dst, src, count);
+  return cudaSuccess;
 }
 cudaError_t cudaMemcpyPeerAsync(void* dst, int, const void* src, int, size_t count, cudaStream_t s) {
   if (bm_emu::async_mode()) return bm_emu::async_memcpy(dst, src, count, cudaMemcpyDeviceToDevice, s, false);
+  bm_emu::wait_external(s);
   if (count) std::memmove(dst, src, count);
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* dst, int value, size_t count) {
   if (bm_emu::async_mode()) return bm_emu::async_memset(dst, value, count, nullptr);
+  bm_emu::wait_external(nullptr);
   if (count) std::memset(dst, value, count);
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t s) {
   if (bm_emu::async_mode()) return bm_emu::async_memset(dst, value, count, s);
-  return cudaMemset(dst, value, count);
+  bm_emu::wait_external(s);
+  if (count) std::memset(dst, value, count);
+  return cudaSuccess;
 }
 
 // ---- streams and events ------------------------------------------------------------------------
@@ -249,15 +262,25 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithPriority(s, 0, 0); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (bm_emu::async_mode()) return bm_emu::async_stream_destroy(s);
+  bm_emu::external_stream_destroyed(s);  // its pending external work lives on in events
   delete s;
   return cudaSuccess;
 }
+// Default mode: a stream is idle unless a collective of the emulated NCCL (external work,
+// emu_streams.h) is still running on it or on what it waits for.
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-  return bm_emu::async_mode() ? bm_emu::async_stream_sync(s) : cudaSuccess;
+  if (bm_emu::async_mode()) return bm_emu::async_stream_sync(s);
+  bm_emu::wait_external(s);
+  return cudaSuccess;
 }
-cudaError_t cudaStreamQuery(cudaStream_t s) { return bm_emu::async_mode() ? bm_emu::async_stream_query(s) : cudaSuccess; }
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  if (bm_emu::async_mode()) return bm_emu::async_stream_query(s);
+  return bm_emu::external_pending(s) ? cudaErrorNotReady : cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
-  return bm_emu::async_mode() ? bm_emu::async_stream_wait_event(s, e) : cudaSuccess;
+  if (bm_emu::async_mode()) return bm_emu::async_stream_wait_event(s, e);
+  bm_emu::external_stream_wait_event(s, e);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
@@ -275,15 +298,23 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (bm_emu::async_mode()) return bm_emu::async_event_record(e, s);
   e->ms = now_ms();
   e->recorded = true;
+  bm_emu::external_event_record(e, s);
   return cudaSuccess;
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return bm_emu::async_mode() ? bm_emu::async_event_query(e) : cudaSuccess; }
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  if (bm_emu::async_mode()) return bm_emu::async_event_query(e);
+  return bm_emu::external_event_pending(e) ? cudaErrorNotReady : cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-  return bm_emu::async_mode() ? bm_emu::async_event_sync(e) : cudaSuccess;
+  if (bm_emu::async_mode()) return bm_emu::async_event_sync(e);
+  bm_emu::external_event_wait(e);
+  return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (bm_emu::async_mode() && (!bm_emu::async_event_complete(start) || !bm_emu::async_event_complete(end)))
     return cudaErrorNotReady;  // documented: recorded, not yet completed
+  if (!bm_emu::async_mode() && (bm_emu::external_event_pending(start) || bm_emu::external_event_pending(end)))
+    return cudaErrorNotReady;
   if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
   *ms = static_cast<float>(end->ms - start->ms);
   return cudaSuccess;

@@ -454,6 +454,8 @@ void enqueue_grid(const LaunchCfg& c, const char* name, void (*body)(void*), voi
 }
 
 void run_grid(const LaunchCfg& c, const char* name, void (*body)(void*), void* ctx) {
+  // Default mode: a launch runs after the collectives its stream waits for (emu_streams.h).
+  if (!in_stream_job()) wait_external(c.stream);
   std::lock_guard<std::recursive_mutex> lock(g_launch_mutex);
   const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
   const unsigned long long blocks = 1ull * c.grid.x * c.grid.y * c.grid.z;

@@ -10,6 +10,7 @@
 #include "tests/cuda_emu/emu_streams.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,13 +49,15 @@ bool& async_flag() {
 }
 
 CUstream_st* legacy(int device) {
-  if (!g_legacy_init) {
+  static const bool init = [] {  // thread-safe: the default mode's external work uses it too
     for (int d = 0; d < kMaxDevices; ++d) {
       g_legacy[d].device = d;
       g_legacy[d].legacy = true;
     }
     g_legacy_init = true;
-  }
+    return true;
+  }();
+  (void)init;
   return &g_legacy[device];
 }
 
@@ -88,15 +91,27 @@ void run_job(CUstream_st* s, StreamJob& job) {
 }
 
 // Runs s's jobs up to number n, each after the jobs it waits for (the edges always point at
-// jobs enqueued earlier, so this never cycles).
-void complete_locked(CUstream_st* s, uint64_t n) {
+// jobs enqueued earlier, so this never cycles). A job with external work (a collective)
+// counts as run once that work has finished: with `block` false this stops there and returns
+// false (queries must not block: the caller may be the one that would abort the work).
+bool complete_locked(CUstream_st* s, uint64_t n, bool block = true) {
   while (pending(s, n)) {
-    StreamJob job = std::move(s->queue.front());
+    for (auto& [t, m] : s->queue.front().deps)
+      if (!complete_locked(t, m, block)) return false;
+    StreamJob& job = s->queue.front();
+    if (!job.started) {
+      job.started = true;
+      run_job(s, job);
+    }
+    if (job.ext && !job.ext->done.load()) {
+      if (!block) return false;
+      ExternalPtr ext = job.ext;
+      ext->wait();
+    }
     s->queue.pop_front();
-    for (auto& [t, m] : job.deps) complete_locked(t, m);
-    run_job(s, job);
     ++s->done;
   }
+  return true;
 }
 
 enum class Order { forward, reverse, shuffled };
@@ -169,7 +184,7 @@ void register_stream(CUstream_st* s) {
 uint64_t enqueue(cudaStream_t stream, std::string what, std::function<void()> fn) {
   std::lock_guard<std::recursive_mutex> lock(g_q);
   CUstream_st* s = resolve(stream);
-  StreamJob job{std::move(fn), {}, std::move(what)};
+  StreamJob job{std::move(fn), {}, std::move(what), nullptr, false};
   if (s->legacy) {
     // Work on the legacy stream waits for all earlier work of the device's blocking streams.
     for (CUstream_st* b : g_streams)
@@ -206,6 +221,7 @@ cudaError_t take_sticky_error() {
 
 void on_stream(cudaStream_t s, const char* what, std::function<void()> fn) {
   if (!async_mode()) {
+    wait_external(s);
     fn();
     return;
   }
@@ -290,7 +306,7 @@ cudaError_t async_stream_query(cudaStream_t stream) {
     s->reported = s->enqueued;
     return cudaErrorNotReady;
   }
-  complete_locked(s, s->enqueued);
+  if (!complete_locked(s, s->enqueued, false)) return cudaErrorNotReady;
   return report();
 }
 
@@ -299,7 +315,7 @@ cudaError_t async_stream_wait_event(cudaStream_t stream, cudaEvent_t e) {
   if (!e->stream) return cudaSuccess;  // never recorded: nothing to wait for
   CUstream_st* s = resolve(stream);
   if (!pending(e->stream, e->seq)) return cudaSuccess;
-  StreamJob job{{}, {{e->stream, e->seq}}, "cudaStreamWaitEvent"};
+  StreamJob job{{}, {{e->stream, e->seq}}, "cudaStreamWaitEvent", nullptr, false};
   s->queue.push_back(std::move(job));
   ++s->enqueued;
   return cudaSuccess;
@@ -344,7 +360,7 @@ cudaError_t async_event_query(cudaEvent_t e) {
     e->reported_seq = e->seq;
     return cudaErrorNotReady;
   }
-  complete_locked(e->stream, e->seq);
+  if (!complete_locked(e->stream, e->seq, false)) return cudaErrorNotReady;
   return report();
 }
 
@@ -366,6 +382,165 @@ cudaError_t async_device_sync() {
   std::lock_guard<std::recursive_mutex> lock(g_q);
   drain_locked(current_device_ref());
   return report();
+}
+
+// ---- external work (collectives running on a library's own thread) -----------------------
+namespace {
+
+std::mutex g_ext_mutex;  // default mode: the ext lists of streams and events, g_ext_all
+std::vector<std::weak_ptr<ExternalWork>> g_ext_all;  // every unfinished external work
+std::atomic<size_t> g_ext_count{0};                  // g_ext_all.size(): the cheap "none" test
+std::vector<CUstream_st*> g_ext_streams;  // created streams that have had external work to wait for
+
+void note_stream_locked(CUstream_st* s) {
+  if (!s->legacy && std::find(g_ext_streams.begin(), g_ext_streams.end(), s) == g_ext_streams.end())
+    g_ext_streams.push_back(s);
+}
+
+void prune(std::vector<ExternalPtr>& v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](const ExternalPtr& w) { return w->done.load(); }), v.end());
+}
+
+void prune_all_locked() {
+  g_ext_all.erase(std::remove_if(g_ext_all.begin(), g_ext_all.end(),
+                                 [](const std::weak_ptr<ExternalWork>& w) {
+                                   auto p = w.lock();
+                                   return !p || p->done.load();
+                                 }),
+                  g_ext_all.end());
+  g_ext_count.store(g_ext_all.size());
+}
+
+// What work issued on `s` now must follow: its own unfinished external work and, by the
+// legacy default stream's rules, that of the blocking streams of its device (for the legacy
+// stream) or of the legacy stream (for a blocking stream).
+std::vector<ExternalPtr> pending_of_locked(CUstream_st* s) {
+  prune(s->ext);
+  std::vector<ExternalPtr> out = s->ext;
+  if (s->legacy) {
+    for (CUstream_st* b : g_ext_streams) {
+      if (b->device != s->device || (b->flags & cudaStreamNonBlocking)) continue;
+      prune(b->ext);
+      for (const auto& w : b->ext)
+        if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+    }
+  } else if (!(s->flags & cudaStreamNonBlocking)) {
+    CUstream_st* l = legacy(s->device);
+    prune(l->ext);
+    out.insert(out.end(), l->ext.begin(), l->ext.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+void library_call_waits(cudaStream_t s) {
+  if (async_mode()) complete(s);
+  else wait_external(s);
+}
+
+void enqueue_external(cudaStream_t stream, const ExternalPtr& w) {
+  if (async_mode()) {
+    std::lock_guard<std::recursive_mutex> lock(g_q);
+    CUstream_st* s = resolve(stream);
+    w->device = s->device;
+    if (t_in_job) {  // issued by a running job: already in stream order
+      w->ready.store(true);
+      return;
+    }
+    ExternalWork* raw = w.get();  // the job holds `w`
+    w->stream = s;
+    w->seq = enqueue(stream, w->what, [raw] { raw->ready.store(true); });
+    s->queue.back().ext = w;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  CUstream_st* s = resolve(stream);
+  w->device = s->device;
+  w->after = pending_of_locked(s);
+  w->ready.store(true);
+  s->ext.push_back(w);
+  note_stream_locked(s);
+  g_ext_all.push_back(w);
+  g_ext_count.store(g_ext_all.size());
+}
+
+void kick_external(const ExternalPtr& w, bool try_only) {
+  if (!async_mode() || w->ready.load()) return;
+  std::unique_lock<std::recursive_mutex> lock(g_q, std::defer_lock);
+  if (try_only) {
+    if (!lock.try_lock()) return;
+  } else {
+    lock.lock();
+  }
+  if (w->stream) complete_locked(w->stream, w->seq, false);
+}
+
+void wait_external(cudaStream_t stream) {
+  if (g_ext_count.load() == 0) return;
+  std::vector<ExternalPtr> deps;
+  {
+    std::lock_guard<std::mutex> lock(g_ext_mutex);
+    deps = pending_of_locked(resolve(stream));
+  }
+  for (const auto& w : deps) w->wait();  // without the lock: the work may finish any time
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  prune_all_locked();
+}
+
+bool external_pending(cudaStream_t stream) {
+  if (g_ext_count.load() == 0) return false;
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  return !pending_of_locked(resolve(stream)).empty();
+}
+
+void external_event_record(cudaEvent_t e, cudaStream_t stream) {
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  e->ext.clear();
+  if (g_ext_count.load() > 0) e->ext = pending_of_locked(resolve(stream));
+}
+
+bool external_event_pending(cudaEvent_t e) {
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  prune(e->ext);
+  return !e->ext.empty();
+}
+
+void external_event_wait(cudaEvent_t e) {
+  std::vector<ExternalPtr> deps;
+  {
+    std::lock_guard<std::mutex> lock(g_ext_mutex);
+    deps = e->ext;
+  }
+  for (const auto& w : deps) w->wait();
+}
+
+void external_stream_wait_event(cudaStream_t stream, cudaEvent_t e) {
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  prune(e->ext);
+  if (e->ext.empty()) return;
+  CUstream_st* s = resolve(stream);
+  for (const auto& w : e->ext)
+    if (std::find(s->ext.begin(), s->ext.end(), w) == s->ext.end()) s->ext.push_back(w);
+  note_stream_locked(s);
+}
+
+void external_stream_destroyed(cudaStream_t s) {
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  g_ext_streams.erase(std::remove(g_ext_streams.begin(), g_ext_streams.end(), s), g_ext_streams.end());
+}
+
+void external_device_wait(int device) {
+  if (g_ext_count.load() == 0) return;
+  std::vector<ExternalPtr> deps;
+  {
+    std::lock_guard<std::mutex> lock(g_ext_mutex);
+    for (const auto& weak : g_ext_all)
+      if (auto w = weak.lock(); w && !w->done.load() && (device < 0 || w->device == device)) deps.push_back(w);
+  }
+  for (const auto& w : deps) w->wait();
+  std::lock_guard<std::mutex> lock(g_ext_mutex);
+  prune_all_locked();
 }
 
 }  // namespace bm_emu

@@ -7,9 +7,13 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,11 +22,50 @@ struct CUstream_st;
 
 namespace bm_emu {
 
+// Work a library runs off the host thread, on a stream (the emulated NCCL's collectives run
+// on a per-communicator worker): the stream is busy until finish(). In both modes an event
+// recorded on the stream after it is not ready, syncs wait for it, cudaStreamWaitEvent passes
+// it on, and later work of a dependent stream waits for it (by default the host blocks there).
+// The owner's worker may start it once startable(): its stream has reached it (async mode:
+// when the stream's queue runs its job; default mode: at once) and the work it follows has
+// finished.
+struct ExternalWork {
+  std::string what;
+  int device = 0;
+  std::atomic<bool> ready{false}, done{false};
+  std::vector<std::shared_ptr<ExternalWork>> after;  // default mode: the stream's earlier work
+  CUstream_st* stream = nullptr;  // async mode: its job is number `seq` of `stream`
+  uint64_t seq = 0;
+  std::mutex m;
+  std::condition_variable cv;
+
+  bool startable() const {
+    if (!ready.load()) return false;
+    for (const auto& a : after)
+      if (!a->done.load()) return false;
+    return true;
+  }
+  void finish() {  // by the owner's worker (or after it stopped): nobody reads `after` then
+    after.clear();
+    std::lock_guard<std::mutex> lock(m);
+    done.store(true);
+    cv.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [this] { return done.load(); });
+  }
+};
+using ExternalPtr = std::shared_ptr<ExternalWork>;
+
 // A job runs when its stream reaches it and every (stream, n) prerequisite has run n jobs.
+// A job with `ext` counts as run only once its external work has finished.
 struct StreamJob {
   std::function<void()> fn;  // empty: a marker (an event record or a wait)
   std::vector<std::pair<CUstream_st*, uint64_t>> deps;
   std::string what;
+  ExternalPtr ext;
+  bool started = false;
 };
 
 }  // namespace bm_emu
@@ -36,6 +79,7 @@ struct CUstream_st {
   uint64_t enqueued = 0, done = 0;  // jobs ever enqueued / run; job i (1-based) is done when done >= i
   uint64_t reported = 0;            // cudaStreamQuery said "not ready" for work up to this job
   std::deque<bm_emu::StreamJob> queue;
+  std::vector<bm_emu::ExternalPtr> ext;  // default mode: external work it waits for
 };
 
 struct CUevent_st {
@@ -50,6 +94,7 @@ struct CUevent_st {
   bool destroyed = false;
   CUstream_st* reported_stream = nullptr;
   uint64_t reported_seq = 0;
+  std::vector<bm_emu::ExternalPtr> ext;  // default mode: the external work its record follows
 };
 
 namespace bm_emu {
@@ -77,11 +122,34 @@ cudaError_t take_sticky_error();
 // Library entry points that take a stream: in default mode runs `fn` now; in async mode
 // enqueues it on the stream like a kernel (arguments must be captured by value).
 void on_stream(cudaStream_t s, const char* what, std::function<void()> fn);
-// Library calls that read device data at call time (their checks) or block (collectives): in
-// async mode they first run what `s` holds, then run at once (not deferred themselves).
-inline void library_call_waits(cudaStream_t s) {
-  if (async_mode()) complete(s);
-}
+// Library calls that read device data at call time (their checks): in async mode they first
+// run what `s` holds, then run at once (not deferred themselves); by default they wait for
+// the stream's external work.
+void library_call_waits(cudaStream_t s);
+
+// ---- external work (ExternalWork above) ----
+// Puts `w` on stream `s` (nullptr: the legacy stream of the current device). Default mode:
+// ready at once, after the external work `s` already waits for. Async mode: a job of `s`'s
+// queue; it becomes ready when the queue runs it, and later jobs wait until it finished.
+void enqueue_external(cudaStream_t s, const ExternalPtr& w);
+// Async mode: runs `w`'s stream up to `w` (and what that waits for) without blocking on
+// external work, so `w` becomes ready: a GPU's stream makes progress without the host, and
+// a peer rank may be waiting for `w`. try_only: only if the queues' lock is free at once (a
+// library's worker thread: the host thread may hold it while it waits for that worker).
+// No-op by default.
+void kick_external(const ExternalPtr& w, bool try_only = false);
+// Default mode: blocks until the external work that work issued on `s` now would follow has
+// finished (kernel launches, copies, library calls, stream syncs). Cheap when there is none.
+void wait_external(cudaStream_t s);
+// Default mode: whether `s` / `e` still has unfinished external work; waits for an event's;
+// records / passes on the dependencies; waits for a device's (device < 0: every device).
+bool external_pending(cudaStream_t s);
+void external_event_record(cudaEvent_t e, cudaStream_t s);
+bool external_event_pending(cudaEvent_t e);
+void external_event_wait(cudaEvent_t e);
+void external_stream_wait_event(cudaStream_t s, cudaEvent_t e);
+void external_device_wait(int device);
+void external_stream_destroyed(cudaStream_t s);  // default mode's cudaStreamDestroy
 
 // Host allocations of cudaHostAlloc/cudaMallocHost (pinned, so copies to and from them are
 // fully asynchronous) and device allocations (to tell a cudaMemcpyDefault's direction).
