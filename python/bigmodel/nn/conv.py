@@ -1,11 +1,9 @@
 """nn.Conv2d: 2-D convolution layer over bm.nn.functional.conv2d, initialised as in PyTorch."""
-import math
 
 from . import functional as F
-from . import init
 from .module import Module
 from .parameter import Parameter
-from ._util import empty_param_data
+from ._util import add_weight_and_bias, reset_weight_and_bias
 
 
 def _pair(v, name, op):
@@ -58,20 +56,13 @@ class Conv2d(Module):
             self.padding = padding
         else:
             self.padding = _pair(padding, "padding", op)
-        self.weight = Parameter(empty_param_data(out_channels, in_channels // groups, *self.kernel_size,
-                                                 dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty_param_data(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (out_channels, in_channels // groups, *self.kernel_size),
+                            out_channels if bias else None, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1.0 / math.sqrt(fan_in)
-            init.uniform_(self.bias, -bound, bound)
+        fan_in = (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
+        reset_weight_and_bias(self.weight, self.bias, fan_in)
 
     def forward(self, input):
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
@@ -112,19 +103,12 @@ class Conv1d(Module):
         self.kernel_size, self.stride, self.dilation = single(kernel_size), single(stride), single(dilation)
         self.padding = padding if isinstance(padding, str) else single(padding)
         self.padding_mode = padding_mode
-        self.weight = Parameter(empty_param_data(out_channels, in_channels // groups, self.kernel_size[0],
-                                                 dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty_param_data(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (out_channels, in_channels // groups, self.kernel_size[0]),
+                            out_channels if bias else None, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt((self.in_channels // self.groups) * self.kernel_size[0])
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias, (self.in_channels // self.groups) * self.kernel_size[0])
 
     def forward(self, input):
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
@@ -163,19 +147,12 @@ class ConvTranspose2d(Module):
         self.stride, self.padding = _pair(stride, "stride", op), _pair(padding, "padding", op)
         self.output_padding, self.dilation = _pair(output_padding, "output_padding", op), _pair(dilation, "dilation", op)
         self.padding_mode = padding_mode
-        self.weight = Parameter(empty_param_data(in_channels, out_channels // groups, *self.kernel_size,
-                                                 dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty_param_data(out_channels, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (in_channels, out_channels // groups, *self.kernel_size),
+                            out_channels if bias else None, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1])
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias, self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1])
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding

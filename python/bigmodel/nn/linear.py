@@ -1,12 +1,9 @@
 """nn.Linear and nn.Identity: the affine layer y = x W^T + b, initialised as in PyTorch, and
 _linear_act_module, the fused Linear + activation the GPT MLP and Transformer feed-forward use."""
-import math
 
 from . import functional as F
-from . import init
 from .module import Module
-from .parameter import Parameter
-from ._util import empty_param_data
+from ._util import add_weight_and_bias, reset_weight_and_bias
 
 
 class Identity(Module):
@@ -32,18 +29,11 @@ class Linear(Module):
             raise ValueError(f"[Linear] in_features and out_features must be >= 0, got {in_features}, {out_features}")
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(empty_param_data(out_features, in_features, dtype=dtype, device=device))
-        if bias:
-            self.bias = Parameter(empty_param_data(out_features, dtype=dtype, device=device))
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (out_features, in_features), out_features if bias else None, dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        reset_weight_and_bias(self.weight, self.bias, self.in_features)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
