@@ -93,13 +93,19 @@ fi
 if [ "$MEMCHECK" != 1 ]; then
   # The NCCL tier on the emulated NCCL (tests/cuda_emu/emu_nccl.cpp): one process, then two
   # ranks with two emulated GPUs (the 2-rank NCCL path no single-GPU machine can run).
-  echo "== NCCL tier on the emulated NCCL (1 process, then mpirun -np 2 with 2 emulated GPUs)"
-  "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
-  if command -v mpirun >/dev/null; then
-    BIGMODEL_EMU_DEVICES=2 timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 -x PYTHONPATH \
-      -x BIGMODEL_BUILD_DIR -x BIGMODEL_EMU_DEVICES -x OMP_NUM_THREADS=1 \
-      "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
-  fi
+  # With EMU_ASYNC=1 a second pass runs it on asynchronous streams (the collectives are jobs
+  # in their stream's queue there).
+  nccl_modes="0"
+  [ "${EMU_ASYNC:-0}" = 1 ] && nccl_modes="0 1"
+  for async in $nccl_modes; do
+    echo "== NCCL tier on the emulated NCCL (1 process, then mpirun -np 2 with 2 emulated GPUs; async streams: $async)"
+    BIGMODEL_EMU_ASYNC=$async "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
+    if command -v mpirun >/dev/null; then
+      BIGMODEL_EMU_ASYNC=$async BIGMODEL_EMU_DEVICES=2 timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 \
+        -x PYTHONPATH -x BIGMODEL_BUILD_DIR -x BIGMODEL_EMU_DEVICES -x BIGMODEL_EMU_ASYNC -x OMP_NUM_THREADS=1 \
+        "$PY" -m pytest -q -p no:cacheprovider tests/dist_cuda || status=1
+    fi
+  done
 fi
 if [ "$MEMCHECK" = 1 ]; then
   reports="$(grep -lE "ERROR: AddressSanitizer|runtime error:" "$BUILD"/sanitizer-python.* 2>/dev/null || true)"
