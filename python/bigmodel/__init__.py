@@ -42,6 +42,7 @@ from . import _tensor_methods  # noqa: E402,F401  (adds tolist, __iter__, ... to
 from ._sort_scan import *  # noqa: E402,F401,F403  (sort, topk, cumsum, unique, multinomial, ...)
 from ._composite import *  # noqa: E402,F401,F403  (einsum, diag, meshgrid, finfo, Size, ...)
 from ._composite_more import *  # noqa: E402,F401,F403  (tile, cdist, quantile, scatter_reduce, ...)
+from ._settings import *  # noqa: E402,F401,F403  (set_num_threads, set_default_dtype, compile, ...)
 from ._autograd import inference_mode, is_inference_mode_enabled  # noqa: E402,F401
 from ._tensor_methods import (FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, LongTensor,  # noqa: E402,F401
                               IntTensor, BoolTensor, channels_last, contiguous_format, preserve_format)

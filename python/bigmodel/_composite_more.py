@@ -1,8 +1,8 @@
 """More of the torch namespace composed from bigmodel's ops (autograd and devices come free):
 shape helpers (ravel, moveaxis, tile, tensordot, tensor_split, rot90, kron, ...), math and
 statistics (cdist, logaddexp, quantile, kthvalue, cov, histc, cummax, logcumsumexp, ...),
-scatter_reduce, searchsorted, normal with tensor arguments, the global settings scripts set
-(set_num_threads, set_default_dtype, ...), and the matching Tensor methods."""
+scatter_reduce, searchsorted, normal with tensor arguments, and the matching Tensor methods.
+The global settings scripts set (set_num_threads, ...) are in _settings.py."""
 import math
 
 import numpy as np
@@ -674,68 +674,6 @@ def mode(input, dim=-1, keepdim=False):
     return _return_type("mode", ["values", "indices"])(vt, it)
 
 
-# ---- global settings PyTorch scripts set at the top ----
-_default_dtype = [_C.dtype.float32]
-
-
-def set_default_dtype(d):
-    """Accepted for float32 (bigmodel's default); other defaults are not supported."""
-    if d != _C.dtype.float32:
-        raise NotImplementedError(f"[set_default_dtype] bigmodel's default float dtype is float32, got {d}")
-    _default_dtype[0] = d
-
-
-def get_default_dtype():
-    return _default_dtype[0]
-
-
-def set_num_threads(n):
-    """Sets the number of CPU threads (OpenMP) the kernels use."""
-    if not isinstance(n, int) or n < 1:
-        raise _C.InvalidArgumentError(f"[set_num_threads] expected a positive int, got {n!r}")
-    setter = getattr(_C, "_set_num_threads", None)
-    if setter is not None:
-        setter(n)
-    _threads[0] = n
-
-
-_threads = [None]
-
-
-def get_num_threads():
-    getter = getattr(_C, "_get_num_threads", None)
-    if getter is not None:
-        return getter()
-    import os
-    return _threads[0] or int(os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1)
-
-
-def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None, options=None,  # noqa: A001
-            disable=False):
-    """torch.compile's place: bigmodel has no graph compiler, so the model or function comes back
-    unchanged (and scripts written for PyTorch 2 run as they are). Usable as a decorator too."""
-    if model is None:
-        return lambda m: m
-    return model
-
-
-def use_deterministic_algorithms(mode, warn_only=False):
-    """Recorded only: bigmodel's CPU kernels are deterministic already."""
-    _deterministic[0] = bool(mode)
-
-
-_deterministic = [False]
-
-
-def are_deterministic_algorithms_enabled():
-    return _deterministic[0]
-
-
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, sci_mode=None):
-    """Accepted for compatibility; tensors print with bigmodel's fixed format."""
-    return None
-
-
 # ---- Tensor methods ----
 def _lerp_(self, end, weight):
     # EMA updates (`ema.lerp_(p, 1 - decay)`): start + weight * (end - start), in place.
@@ -896,13 +834,11 @@ __all__ = ["ravel", "moveaxis", "tile", "broadcast_tensors", "broadcast_shapes",
            "diff", "cdist", "cosine_similarity", "logaddexp", "xlogy", "true_divide", "float_power", "fmax", "fmin",
            "deg2rad", "rad2deg", "nansum", "nanmean", "var_mean", "std_mean", "argwhere", "take_along_dim",
            "baddbmm", "tril_indices", "triu_indices", "searchsorted", "bucketize", "isin", "kthvalue", "quantile",
-           "column_stack", "dstack", "is_floating_point", "is_nonzero", "set_default_dtype", "get_default_dtype",
-           "set_num_threads", "get_num_threads", "use_deterministic_algorithms",
-           "are_deterministic_algorithms_enabled", "set_printoptions", "normal", "diag_embed", "dist", "logspace",
+           "column_stack", "dstack", "is_floating_point", "is_nonzero", "normal", "diag_embed", "dist", "logspace",
            "rot90", "tensor_split", "hsplit", "vsplit", "aminmax", "cartesian_prod", "combinations", "kron", "cov",
            "corrcoef", "histc", "cummax", "cummin", "logcumsumexp", "msort", "unique_consecutive", "trapezoid",
            "trapz", "addbmm", "scatter_reduce", "index_fill", "index_copy", "poisson", "sgn", "conj", "arccos",
-           "arcsin", "arctan", "arctan2", "compile", "hypot", "copysign", "signbit", "isposinf", "isneginf", "logit",
+           "arcsin", "arctan", "arctan2", "hypot", "copysign", "signbit", "isposinf", "isneginf", "logit",
            "erfc", "sinc", "heaviside", "inner", "vdot", "diagflat", "matrix_power", "logdet", "inverse", "det",
            "nanmedian", "mode", "multiply", "subtract", "divide", "swapdims"]
 multiply, subtract, divide, swapdims = _C.mul, _C.sub, _C.div, _C.swapaxes
