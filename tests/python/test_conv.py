@@ -324,3 +324,15 @@ def test_conv2d_bad_inputs(rng):
                  lambda: bm.conv1d(x, bm.randn(8, 4, 3)))
     check_raises(ValueError, r"\[conv1d\] kernel size \(5,\)",
                  lambda: bm.conv1d(bm.randn(1, 4, 3), bm.randn(8, 4, 5)))
+
+
+@pytest.mark.parametrize("cls", ["Conv1d", "Conv2d", "ConvTranspose2d"])
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((4, 6, 3), {"groups": 0}, "groups must be a positive integer"),
+    ((0, 6, 3), {}, "must be positive"),
+    ((4, 6, 3), {"groups": 4}, "divisible by groups"),
+    ((4, 6, 3), {"padding_mode": "reflect"}, "padding_mode"),
+])
+def test_conv_modules_refuse_bad_arguments(cls, args, kwargs, message):
+    with pytest.raises(ValueError, match=f"\\[{cls}\\].*{message}"):
+        getattr(bm.nn, cls)(*args, **kwargs)

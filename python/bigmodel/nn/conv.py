@@ -6,6 +6,19 @@ from .parameter import Parameter
 from ._util import add_weight_and_bias, reset_weight_and_bias
 
 
+def _check_channels(op, in_channels, out_channels, groups, padding_mode):
+    """The constructor arguments every convolution module checks the same way."""
+    if groups <= 0:
+        raise ValueError(f"[{op}] groups must be a positive integer, got {groups}")
+    if in_channels <= 0 or out_channels <= 0:
+        raise ValueError(f"[{op}] in_channels and out_channels must be positive, got {in_channels}, {out_channels}")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"[{op}] in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                         f"divisible by groups ({groups})")
+    if padding_mode != "zeros":
+        raise ValueError(f"[{op}] padding_mode {padding_mode!r} is not supported (only 'zeros')")
+
+
 def _pair(v, name, op):
     """(v, v) for an int, or a tuple of two ints."""
     if isinstance(v, int) and not isinstance(v, bool):
@@ -32,15 +45,7 @@ class Conv2d(Module):
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         op = "Conv2d"
-        if groups <= 0:
-            raise ValueError(f"[{op}] groups must be a positive integer, got {groups}")
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(f"[{op}] in_channels and out_channels must be positive, got {in_channels}, {out_channels}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"[{op}] in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
-                             f"divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"[{op}] padding_mode {padding_mode!r} is not supported (only 'zeros')")
+        _check_channels(op, in_channels, out_channels, groups, padding_mode)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size, "kernel_size", op)
@@ -91,11 +96,7 @@ class Conv1d(Module):
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         op = "Conv1d"
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"[{op}] in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
-                             f"divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"[{op}] padding_mode {padding_mode!r} is not supported (only 'zeros')")
+        _check_channels(op, in_channels, out_channels, groups, padding_mode)
 
         def single(v):
             return (int(v),) if isinstance(v, int) else tuple(int(x) for x in v)
@@ -137,11 +138,7 @@ class ConvTranspose2d(Module):
                  bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         op = "ConvTranspose2d"
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"[{op}] in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
-                             f"divisible by groups ({groups})")
-        if padding_mode != "zeros":
-            raise ValueError(f"[{op}] padding_mode {padding_mode!r} is not supported (only 'zeros')")
+        _check_channels(op, in_channels, out_channels, groups, padding_mode)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _pair(kernel_size, "kernel_size", op)
         self.stride, self.padding = _pair(stride, "stride", op), _pair(padding, "padding", op)

@@ -76,10 +76,7 @@ class Adam(Optimizer):
         check_master_weights(type(self).__name__, group)  # parameters may have changed dtype since
         if self._update_group_fused(group):
             return
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             self._init_state(p, state, amsgrad, master_weights)
             # Half p: the float32 step on the master copy, or on float(p), rounded back at the end.
             param = working_param(p, state, master_weights)

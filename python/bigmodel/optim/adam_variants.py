@@ -20,10 +20,7 @@ class Adamax(Optimizer):
 
     def _update_group(self, group):
         b1, b2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             if not state:
                 state["step"], state["exp_avg"], state["exp_inf"] = new_step(), zeros_state(p), zeros_state(p)
             g = effective_grad(p, group["maximize"], group["weight_decay"])
@@ -46,10 +43,7 @@ class NAdam(Optimizer):
 
     def _update_group(self, group):
         b1, b2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             if not state:
                 state["step"], state["mu_product"] = new_step(), _C.ones([], dtype=_C.dtype.float32)
                 state["exp_avg"], state["exp_avg_sq"] = zeros_state(p), zeros_state(p)
@@ -81,10 +75,7 @@ class RAdam(Optimizer):
     def _update_group(self, group):
         b1, b2 = group["betas"]
         rho_inf = 2 / (1 - b2) - 1
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             if not state:
                 state["step"], state["exp_avg"], state["exp_avg_sq"] = new_step(), zeros_state(p), zeros_state(p)
             decoupled = group["decoupled_weight_decay"]
@@ -114,10 +105,7 @@ class Adadelta(Optimizer):
 
     def _update_group(self, group):
         rho, eps = group["rho"], group["eps"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             if not state:
                 state["step"], state["square_avg"], state["acc_delta"] = new_step(), zeros_state(p), zeros_state(p)
             g = effective_grad(p, group["maximize"], group["weight_decay"])

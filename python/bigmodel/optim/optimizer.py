@@ -122,6 +122,12 @@ class Optimizer:
     def _params(self):
         return [p for g in self.param_groups for p in g["params"]]
 
+    def _with_grad(self, group):
+        """(p, its state dict) for each parameter of the group that has a gradient."""
+        for p in group["params"]:
+            if p.grad is not None:
+                yield p, self.state[p]
+
     def state_dict(self):
         """{'state': {index: {name: value}}, 'param_groups': [{options..., 'params': [index...]}]}."""
         index = {id(p): i for i, p in enumerate(self._params())}

@@ -20,10 +20,7 @@ class RMSprop(Optimizer):
     def _update_group(self, group):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         momentum, centered = group["momentum"], group["centered"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        for p, state in self._with_grad(group):
             if not state:
                 state["step"] = new_step()
                 state["square_avg"] = zeros_state(p)
